@@ -1,0 +1,138 @@
+"""The CHIMP error hierarchy and the one handler that renders every error as JSON.
+
+Raise a :class:`ChimpError` subclass anywhere below a route; :func:`install_error_handlers`
+turns it into ``{"error", "code", "detail"}`` with the right status. Request validation errors
+and stray ``HTTPException``s get the same shape, so clients parse one thing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chimp.shared.schemas.base import ErrorBody
+
+logger = logging.getLogger(__name__)
+
+
+class ChimpError(Exception):
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def body(self) -> ErrorBody:
+        return ErrorBody(error=self.message, code=self.code, detail=self.detail)
+
+
+class BadRequestError(ChimpError):
+    status_code = 400
+    code = "bad_request"
+
+
+class UnauthorizedError(ChimpError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFoundError(ChimpError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(ChimpError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLargeError(ChimpError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(ChimpError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class InvalidInputError(ChimpError):
+    """Input that parsed but makes no sense (bad zip, corrupt image, wrong tensor shape)."""
+
+    status_code = 422
+    code = "invalid_input"
+
+
+class ValidationFailedError(ChimpError):
+    """Field-level validation failed; ``detail`` lists ``{"loc", "msg"}`` per bad field."""
+
+    status_code = 422
+    code = "validation_error"
+
+
+class DependencyUnavailableError(ChimpError):
+    """A service we depend on (Redis, MLflow, the datastore, another CHIMP service) is down."""
+
+    status_code = 503
+    code = "dependency_unavailable"
+
+
+def error_responses(*errors: type[ChimpError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the errors a route can raise."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for err in errors:
+        out[err.status_code] = {"model": ErrorBody, "description": err.__doc__ or err.code}
+    return out
+
+
+def _json(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body.model_dump(mode="json"), headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+
+
+async def _chimp_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ChimpError)
+    if exc.status_code >= 500:
+        logger.warning("%s: %s", exc.code, exc.message)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+    return _json(exc.status_code, exc.body(), headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = _field_errors(exc)
+    names = ", ".join(".".join(f["loc"]) for f in fields)
+    return _json(
+        422, ErrorBody(error=f"invalid request: {names}", code="validation_error", detail=fields)
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = "not_found" if exc.status_code == 404 else f"http_{exc.status_code}"
+    return _json(exc.status_code, ErrorBody(error=str(exc.detail), code=code), exc.headers)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return _json(500, ErrorBody(error="internal server error", code="internal_error"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ChimpError, _chimp_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

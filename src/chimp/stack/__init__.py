@@ -1,0 +1,1 @@
+"""chimp.stack"""
