@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from chimp.shared.errors import UnauthorizedError
 
-TOKEN_FILE_NAME = "admin-token"
+TOKEN_FILE_NAME = "admin-token"  # noqa: S105 - a file name, not a secret
 
 
 def ensure_token_file(data_dir: Path) -> str:

@@ -8,6 +8,7 @@ and stray ``HTTPException``s get the same shape, so clients parse one thing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -92,13 +93,19 @@ def error_responses(*errors: type[ChimpError]) -> dict[int | str, dict[str, Any]
     return out
 
 
-def _json(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content=body.model_dump(mode="json"), headers=headers)
+def _json(status: int, body: ErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content=body.model_dump(mode="json"), headers=dict(headers or {})
+    )
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [
-        {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type")}
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err.get("type"),
+        }
         for err in exc.errors()
     ]
 

@@ -56,7 +56,7 @@ class PluginInfo(BaseModel):
                 )
             else:
                 fields[arg.name] = (annotation, Field(description=arg.description))
-        return create_model(  # type: ignore[call-overload,no-any-return]
+        return create_model(
             f"{self.name.title().replace('_', '')}Arguments",
             __base__=_StrictArguments,
             **fields,
@@ -80,9 +80,7 @@ class PluginInfo(BaseModel):
         known = {d.name for d in self.datasets}
         for key in datasets:
             if key not in known:
-                problems.append(
-                    {"loc": ["datasets", key], "msg": f"unknown dataset key '{key}'"}
-                )
+                problems.append({"loc": ["datasets", key], "msg": f"unknown dataset key '{key}'"})
         for spec in self.datasets:
             if not spec.optional and spec.name not in datasets:
                 problems.append(
