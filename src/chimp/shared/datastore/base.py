@@ -8,10 +8,49 @@ happens last, so a failed upload never shows up half-written.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from chimp.shared.schemas.datasets import DatasetInfo, DatasetManifest
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from chimp.shared.datastore.archive import MARKER_NAME, UnpackLimits
+from chimp.shared.errors import BadRequestError
+from chimp.shared.schemas.datasets import DatasetInfo, DatasetManifest, is_valid_dataset_name
+
+__all__ = ["MARKER_NAME", "DatasetMarker", "Datastore", "UnpackLimits", "check_dataset_name"]
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise ``BadRequestError`` unless ``name`` is a valid dataset name."""
+    if not is_valid_dataset_name(name):
+        raise BadRequestError(
+            f"invalid dataset name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+class DatasetMarker(BaseModel):
+    """The content of ``<dataset>/.chimp-dataset.json``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    created_at: datetime
+    files: int
+    size: int
+
+    def info(self, name: str) -> DatasetInfo:
+        return DatasetInfo(
+            name=name, files=self.files, size_bytes=self.size, created_at=self.created_at
+        )
+
+    @classmethod
+    def parse(cls, raw: bytes) -> DatasetMarker | None:
+        """``None`` for an unreadable marker, which callers treat as a missing dataset."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            return None
 
 
 class Datastore(ABC):
@@ -48,10 +87,14 @@ class Datastore(ABC):
     async def check(self) -> None:
         """Raise ``DependencyUnavailableError`` when the backend cannot be reached."""
 
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect eagerly (clients are otherwise made on first use); idempotent."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients; the default backend holds none."""
 
     async def __aenter__(self) -> Datastore:
+        await self.open()
         return self
 
     async def __aexit__(
