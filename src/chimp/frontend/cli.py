@@ -1,12 +1,62 @@
-"""Command line entrypoint of the frontend service."""
+"""``chimp-frontend``: run the web app, or hash a password for the optional sign-in."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from chimp.frontend.app import create_app
+    from chimp.frontend.config import FrontendSettings
+    from chimp.shared.logging import setup_logging
+
+    settings = FrontendSettings()
+    cfg = settings.frontend
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if overrides:
+        settings = settings.model_copy(update={"frontend": cfg.model_copy(update=overrides)})
+        cfg = settings.frontend
+    setup_logging(settings.log_level, service="frontend")
+    uvicorn.run(create_app(settings), host=cfg.host, port=cfg.port,
+                log_level=settings.log_level.lower(), proxy_headers=True)
+    return 0
+
+
+def _hash_password(args: argparse.Namespace) -> int:
+    from chimp.frontend.passwords import hash_password
+
+    password = args.password
+    if password is None:
+        password = getpass.getpass("password: ")
+        if password != getpass.getpass("again: "):
+            print("passwords differ", file=sys.stderr)
+            return 1
+    if not password:
+        print("empty password", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chimp-frontend", description="CHIMP frontend service")
-    parser.parse_args(argv)
-    print("chimp-frontend: not built yet")
-    return 0
+    parser = argparse.ArgumentParser(
+        prog="chimp-frontend", description="CHIMP web app (live emotions, calibration, training)"
+    )
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the web app (the default)")
+    for p in (parser, serve):
+        p.add_argument("--host", default=None, help="bind address (CHIMP_FRONTEND__HOST)")
+        p.add_argument("--port", type=int, default=None, help="port (CHIMP_FRONTEND__PORT)")
+    hp = sub.add_parser(
+        "hash-password",
+        help="print a hash for CHIMP_FRONTEND__USERS, e.g. '{\"alice\": \"<hash>\"}'",
+    )
+    hp.add_argument("--password", default=None, help="read from the terminal when omitted")
+    args = parser.parse_args(argv)
+    if args.command == "hash-password":
+        return _hash_password(args)
+    return _serve(args)

@@ -1,0 +1,202 @@
+"""``/api``: the browser's only door to the services.
+
+Mostly thin passthroughs to training and serving (their contracts are the contract), plus what
+only the web app knows: who the user is, and how a calibration run is started for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from chimp.frontend.clients import passthrough
+from chimp.frontend.dependencies import BackendsDep, ConfigDep, SettingsDep, UserIdDep
+from chimp.frontend.promotion import rollback_production
+from chimp.frontend.schemas import (
+    AliasRequest,
+    CalibrationRequest,
+    RollbackResult,
+    RunRequest,
+    SessionInfo,
+)
+from chimp.shared.errors import (
+    BadRequestError,
+    ConflictError,
+    DependencyUnavailableError,
+    NotFoundError,
+    UnsupportedMediaTypeError,
+    ValidationFailedError,
+    error_responses,
+)
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+_UPSTREAM = error_responses(DependencyUnavailableError, NotFoundError, ValidationFailedError)
+
+
+def calibration_prefix(user_id: str) -> str:
+    return f"calib-{user_id}-"
+
+
+@router.get("/session", operation_id="get_session")
+async def get_session(settings: SettingsDep, user_id: UserIdDep) -> SessionInfo:
+    cfg = settings.frontend
+    return SessionInfo(
+        user_id=user_id,
+        sign_in_enabled=cfg.sign_in_enabled,
+        model_name=settings.model_name,
+        max_fps=cfg.max_fps,
+        jpeg_quality=cfg.jpeg_quality,
+        emotions=cfg.emotions,
+        calibration_seconds=cfg.calibration_seconds,
+        calibration_frames=cfg.calibration_frames,
+        calibration_countdown=cfg.calibration_countdown,
+        calibration_dataset_prefix=calibration_prefix(user_id),
+    )
+
+
+@router.get("/plugins", operation_id="list_plugins", responses=_UPSTREAM)
+async def list_plugins(backends: BackendsDep) -> Response:
+    return passthrough("training", await backends.training.request("GET", "/plugins"))
+
+
+@router.get("/datasets", operation_id="list_datasets", responses=_UPSTREAM)
+async def list_datasets(backends: BackendsDep) -> Response:
+    return passthrough("training", await backends.training.request("GET", "/datasets"))
+
+
+@router.post(
+    "/datasets",
+    operation_id="upload_dataset",
+    responses=error_responses(DependencyUnavailableError, UnsupportedMediaTypeError,
+                              ValidationFailedError),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": {
+                "type": "object",
+                "required": ["file", "dataset_name"],
+                "properties": {"file": {"type": "string", "format": "binary"},
+                               "dataset_name": {"type": "string"}},
+            }}},
+        }
+    },
+)
+async def upload_dataset(request: Request, backends: BackendsDep, cfg: ConfigDep) -> Response:
+    """Stream the multipart upload to training unchanged: nothing is buffered here."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise UnsupportedMediaTypeError("upload a multipart form with 'file' and 'dataset_name'")
+    headers = {"content-type": content_type}
+    if "content-length" in request.headers:
+        headers["content-length"] = request.headers["content-length"]
+    response = await backends.training.request(
+        "POST", "/datasets", content=request.stream(), headers=headers,
+        timeout=cfg.upload_timeout_s,
+    )
+    return passthrough("training", response)
+
+
+@router.post("/tasks/run/{plugin}", operation_id="run_plugin", status_code=202,
+             responses=_UPSTREAM)
+async def run_plugin(plugin: str, body: RunRequest, backends: BackendsDep) -> Response:
+    payload: dict[str, Any] = body.model_dump()
+    return passthrough(
+        "training", await backends.training.request("POST", f"/tasks/run/{plugin}", json=payload)
+    )
+
+
+@router.post(
+    "/calibration",
+    operation_id="start_calibration",
+    status_code=202,
+    responses=error_responses(BadRequestError, DependencyUnavailableError, NotFoundError,
+                              ValidationFailedError),
+)
+async def start_calibration(
+    body: CalibrationRequest, backends: BackendsDep, cfg: ConfigDep, user_id: UserIdDep
+) -> Response:
+    """Train this user's personal model from their uploaded calibration frames."""
+    if not body.dataset.startswith(calibration_prefix(user_id)):
+        # Only ever train a user's model on their own recordings.
+        raise BadRequestError(
+            f"calibration dataset names start with '{calibration_prefix(user_id)}'"
+        )
+    payload = {
+        "arguments": cfg.calibration_arguments,
+        "datasets": {cfg.calibration_dataset_key: body.dataset},
+        "user_id": user_id,
+        "promote": False,
+    }
+    response = await backends.training.request(
+        "POST", f"/tasks/run/{cfg.calibration_plugin}", json=payload
+    )
+    return passthrough("training", response)
+
+
+@router.get("/tasks", operation_id="list_tasks", responses=_UPSTREAM)
+async def list_tasks(backends: BackendsDep) -> Response:
+    return passthrough("training", await backends.training.request("GET", "/tasks"))
+
+
+@router.get("/tasks/{task_id}", operation_id="get_task", responses=_UPSTREAM)
+async def get_task(task_id: str, backends: BackendsDep) -> Response:
+    return passthrough("training", await backends.training.request("GET", f"/tasks/{task_id}"))
+
+
+@router.post("/tasks/{task_id}/cancel", operation_id="cancel_task", responses=_UPSTREAM)
+async def cancel_task(task_id: str, backends: BackendsDep) -> Response:
+    response = await backends.training.request("POST", f"/tasks/{task_id}/cancel")
+    return passthrough("training", response)
+
+
+@router.get("/models", operation_id="list_models", responses=_UPSTREAM)
+async def list_models(backends: BackendsDep) -> Response:
+    return passthrough("training", await backends.training.request("GET", "/models"))
+
+
+@router.get("/models/{name}/versions", operation_id="list_model_versions", responses=_UPSTREAM)
+async def list_versions(name: str, backends: BackendsDep) -> Response:
+    response = await backends.training.request("GET", f"/models/{name}/versions")
+    return passthrough("training", response)
+
+
+@router.post("/models/{name}/aliases/{alias}", operation_id="set_model_alias",
+             responses=_UPSTREAM)
+async def set_alias(name: str, alias: str, body: AliasRequest, backends: BackendsDep) -> Response:
+    response = await backends.training.request(
+        "POST", f"/models/{name}/aliases/{alias}", json=body.model_dump()
+    )
+    return passthrough("training", response)
+
+
+@router.post(
+    "/models/{name}/rollback",
+    operation_id="rollback_model",
+    responses=error_responses(ConflictError, DependencyUnavailableError, NotFoundError),
+)
+async def rollback(name: str, backends: BackendsDep) -> RollbackResult:
+    """Point ``production`` back at the shared version before the current one."""
+    return await rollback_production(backends.training, name)
+
+
+@router.get(
+    "/models/{name}/versions/{version}/artifacts/{path:path}",
+    operation_id="get_model_artifact",
+    responses=_UPSTREAM,
+)
+async def get_artifact(name: str, version: str, path: str, backends: BackendsDep) -> Response:
+    response = await backends.training.request(
+        "GET", f"/models/{name}/versions/{version}/artifacts/{path}"
+    )
+    answer = passthrough("training", response)
+    if response.status_code == 200:
+        # A version's artifacts never change once logged.
+        answer.headers["cache-control"] = "private, max-age=3600"
+    return answer
+
+
+@router.get("/serving/models", operation_id="list_served_models", responses=_UPSTREAM)
+async def list_served_models(backends: BackendsDep) -> Response:
+    return passthrough("serving", await backends.serving.request("GET", "/models"))
