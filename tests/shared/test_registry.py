@@ -9,7 +9,12 @@ import numpy as np
 import onnx
 import pytest
 
-from chimp.shared.errors import BadRequestError, DependencyUnavailableError, NotFoundError
+from chimp.shared.errors import (
+    BadRequestError,
+    DependencyUnavailableError,
+    InvalidInputError,
+    NotFoundError,
+)
 from chimp.shared.registry import (
     PRODUCTION,
     STAGING,
@@ -235,6 +240,39 @@ def test_missing_onnx_file_is_a_bad_request_and_registers_nothing(
         registry.log_model_version(model_name, tmp_path / "missing.onnx", _metadata())
     with pytest.raises(NotFoundError):
         registry.aliases(model_name)
+
+
+@pytest.mark.parametrize(
+    ("labels", "spec", "problem"),
+    [
+        (["a", "b"], SPEC, "has 3 values but metadata lists 2 labels"),
+        (LABELS, SPEC.model_copy(update={"input_name": "pixels"}), "no input 'pixels'"),
+        (LABELS, SPEC.model_copy(update={"output_name": "probs"}), "no output 'probs'"),
+    ],
+)
+def test_onnx_that_does_not_match_its_metadata_is_refused(
+    registry: ModelRegistry,
+    model_name: str,
+    tmp_path: Path,
+    labels: list[str],
+    spec: InputSpec,
+    problem: str,
+) -> None:
+    onnx_path = make_tiny_onnx(tmp_path / "net.onnx", LABELS, SPEC)
+    metadata = ModelMetadata(task="face-classification", labels=labels, input=spec)
+
+    with pytest.raises(InvalidInputError, match=problem):
+        registry.log_model_version(model_name, onnx_path, metadata)
+    with pytest.raises(NotFoundError):
+        registry.aliases(model_name)
+
+
+def test_corrupt_onnx_is_refused(registry: ModelRegistry, model_name: str, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"this is not protobuf \xff\xfe")
+
+    with pytest.raises(InvalidInputError, match="not a readable ONNX model"):
+        registry.log_model_version(model_name, broken, _metadata())
 
 
 # -- async and health ----------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overl
 
 import anyio
 import anyio.to_thread
+import onnx
 import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -46,6 +47,7 @@ from chimp.shared.errors import (
     ChimpError,
     ConflictError,
     DependencyUnavailableError,
+    InvalidInputError,
     NotFoundError,
 )
 from chimp.shared.schemas.models import ModelMetadata, ModelVersionInfo, RegisteredModelInfo
@@ -81,6 +83,9 @@ _HTTP_ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # MlflowClient.set_terminated writes run URLs to stdout, where a training subprocess may
+    # be speaking a protocol to its parent.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 _BATCH = 1000  # MLflow's limit on metrics per log_batch call
 
@@ -121,6 +126,38 @@ def _check_version(version: str) -> str:
     if not _VERSION_RE.fullmatch(version):
         raise BadRequestError(f"invalid model version {version!r}: expected a positive integer")
     return version
+
+
+def check_onnx_matches(onnx_path: Path, metadata: ModelMetadata) -> None:
+    """Refuse an ONNX file that serving could not use with ``metadata``.
+
+    Its graph must have the input and output named by the input spec, and a fixed last output
+    dimension, when present, must equal the number of labels.
+    """
+    if not onnx_path.is_file():
+        raise BadRequestError(f"ONNX file not found: {onnx_path}")
+    try:
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    except Exception as exc:  # onnx raises DecodeError and friends for a corrupt file
+        raise InvalidInputError(f"{onnx_path.name} is not a readable ONNX model: {exc}") from exc
+    spec = metadata.input
+    inputs = {i.name for i in graph.input}
+    outputs = {o.name: o for o in graph.output}
+    if spec.input_name not in inputs:
+        raise InvalidInputError(
+            f"ONNX model has no input {spec.input_name!r} (inputs: {sorted(inputs)})"
+        )
+    if spec.output_name not in outputs:
+        raise InvalidInputError(
+            f"ONNX model has no output {spec.output_name!r} (outputs: {sorted(outputs)})"
+        )
+    dims = outputs[spec.output_name].type.tensor_type.shape.dim
+    width = dims[-1].dim_value if dims else 0
+    if width and width != len(metadata.labels):
+        raise InvalidInputError(
+            f"ONNX output {spec.output_name!r} has {width} values but metadata lists "
+            f"{len(metadata.labels)} labels"
+        )
 
 
 def _is_unreachable(exc: Exception) -> bool:
@@ -336,8 +373,7 @@ class ModelRegistry:
         ``artifacts`` are extra files (plots) stored at the run's root.
         """
         _check_name(name)
-        if not onnx_path.is_file():
-            raise BadRequestError(f"ONNX file not found: {onnx_path}")
+        check_onnx_matches(onnx_path, metadata)
         for extra in artifacts or []:
             if not extra.is_file():
                 raise BadRequestError(f"artifact file not found: {extra}")
