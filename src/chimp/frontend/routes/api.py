@@ -182,6 +182,18 @@ async def rollback(name: str, backends: BackendsDep) -> RollbackResult:
 
 
 @router.get(
+    "/models/{name}/versions/{version}/artifacts",
+    operation_id="list_model_artifacts",
+    responses=_UPSTREAM,
+)
+async def list_artifacts(name: str, version: str, backends: BackendsDep) -> Response:
+    response = await backends.training.request(
+        "GET", f"/models/{name}/versions/{version}/artifacts"
+    )
+    return passthrough("training", response)
+
+
+@router.get(
     "/models/{name}/versions/{version}/artifacts/{path:path}",
     operation_id="get_model_artifact",
     responses=_UPSTREAM,

@@ -15,13 +15,23 @@
     return el("span", { class: "pill " + kind }, alias);
   }
 
+  /** Pictures stored with a version (confusion matrix, curves), in a box filled once listed. */
   function pictures(model, v) {
-    const listed = (v.artifacts || []).map((a) => (typeof a === "string" ? a : a.path)).filter((p) => PICTURE.test(p));
-    const paths = listed.length ? listed : DEFAULT_PICTURES;
+    const box = el("div", { class: "pictures" });
+    const base = `models/${encodeURIComponent(model)}/versions/${encodeURIComponent(v.version)}/artifacts`;
+    api(base).then((files) => {
+      const paths = listOf(files, "artifacts").map((a) => (typeof a === "string" ? a : a.path))
+        .filter((p) => PICTURE.test(p));
+      box.replaceChildren(...picturesOf(model, v, paths));
+    }, () => box.replaceChildren(...picturesOf(model, v, DEFAULT_PICTURES)));
+    return box;
+  }
+
+  function picturesOf(model, v, paths) {
     return paths.map((path) => el("figure", {},
       el("img", {
         src: chimp.url(`api/models/${encodeURIComponent(model)}/versions/${encodeURIComponent(v.version)}/artifacts/${path}`),
-        alt: path, title: path, loading: "lazy",
+        alt: path, title: path,
         // Older versions may lack a picture: hide the gap instead of a broken image.
         onerror: (e) => e.target.closest("figure").remove(),
       })));
@@ -58,7 +68,7 @@
           el("tbody", {}, metrics.length ? metrics.map(([k, x]) => el("tr", {}, el("td", {}, k),
             el("td", {}, typeof x === "number" ? x.toFixed(4) : String(x))))
             : el("tr", {}, el("td", { class: "muted" }, "no metrics")))),
-        el("div", { class: "pictures" }, pictures(model, v))));
+        pictures(model, v)));
   }
 
   async function renderModel(m, served) {

@@ -10,7 +10,7 @@
 
   /** The JSON Schema of a plugin's arguments, whatever the key it came under. */
   function schemaOf(plugin) {
-    const given = plugin.arguments_schema || plugin.schema || plugin.json_schema;
+    const given = plugin.argument_schema || plugin.arguments_schema;
     if (given) return given;
     const types = { str: "string", int: "integer", float: "number", bool: "boolean" };
     const properties = {};
