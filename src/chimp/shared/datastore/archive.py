@@ -32,6 +32,11 @@ MARKER_NAME = ".chimp-dataset.json"
 _JUNK_DIRS = frozenset({"__MACOSX"})
 _JUNK_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
+# Folder names that are part of a dataset's layout, so never stripped as a wrapper.
+_SPLIT_NAMES = frozenset(
+    {"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval"}
+)
+
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _CHUNK = 1024 * 1024
 # S3 keys are limited to 1024 bytes and most file systems to 255 bytes per name.
@@ -148,9 +153,14 @@ def _plan(
 def _strip_wrapper_folder(
     planned: list[tuple[zipfile.ZipInfo, PurePosixPath]],
 ) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
-    """Zipping a folder wraps everything in it; the dataset is what is inside that folder."""
+    """Zipping a folder wraps everything in it; the dataset is what is inside that folder.
+
+    A lone split folder (``train/...`` only) is the dataset's own layout, not a wrapper.
+    """
     tops = {path.parts[0] for _, path in planned}
     if len(tops) != 1 or any(len(path.parts) < 2 for _, path in planned):
+        return planned
+    if tops.pop().lower() in _SPLIT_NAMES:
         return planned
     return [(info, PurePosixPath(*path.parts[1:])) for info, path in planned]
 

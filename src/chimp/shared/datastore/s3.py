@@ -59,7 +59,6 @@ _MISSING = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
 _CLIENT_CONFIG = Config(
     connect_timeout=5,
     read_timeout=60,
-    retries={"max_attempts": 3, "mode": "standard"},
     request_checksum_calculation="when_required",
     response_checksum_validation="when_required",
 )
@@ -84,6 +83,7 @@ class S3Datastore(Datastore):
         *,
         staging_dir: Path | None = None,
         concurrency: int = _DEFAULT_CONCURRENCY,
+        max_attempts: int = 3,
     ) -> None:
         self._config = config
         self._bucket = config.bucket
@@ -92,6 +92,7 @@ class S3Datastore(Datastore):
         self._limits = limits
         self._staging_dir = staging_dir
         self._concurrency = concurrency
+        self._max_attempts = max_attempts
         self._transfers = anyio.Semaphore(concurrency)
         self._open_lock = anyio.Lock()
         self._stack: AsyncExitStack | None = None
@@ -135,7 +136,10 @@ class S3Datastore(Datastore):
         )
         # Path-style addressing: MinIO and most self-hosted servers have no per-bucket DNS.
         config = _CLIENT_CONFIG.merge(
-            Config(s3={"addressing_style": "path" if cfg.endpoint_url else "auto"})
+            Config(
+                s3={"addressing_style": "path" if cfg.endpoint_url else "auto"},
+                retries={"max_attempts": self._max_attempts, "mode": "standard"},
+            )
         )
         return session.client("s3", endpoint_url=cfg.endpoint_url, config=config)
 
