@@ -1,0 +1,96 @@
+"""Settings of the serving service: ``ServingSettings`` with its one ``serving`` section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from chimp.shared.settings import ChimpSettings, Section
+
+ProviderChoice = Literal["auto", "cpu", "cuda"]
+
+
+class DetectorConfig(Section):
+    """OpenCV Haar face detection, tuned for live video rather than recall on tiny faces."""
+
+    max_side: int = Field(
+        default=320,
+        ge=32,
+        description="Detection runs on a copy downscaled so its longer side is at most this. "
+        "Haar cost grows with pixel count; webcam faces stay large enough at 320 px.",
+    )
+    scale_factor: float = Field(default=1.2, gt=1.0)
+    min_neighbors: int = Field(default=5, ge=0)
+    min_size: int = Field(default=40, ge=1, description="Smallest face, in image pixels.")
+    crop_margin: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Extra border around each face, as a fraction."
+    )
+    max_faces: int = Field(default=16, ge=1, description="Largest faces kept per image.")
+
+
+class BatchingConfig(Section):
+    """Opportunistic micro-batching of concurrent requests for the same model version.
+
+    Requests that arrive while every inference slot is busy are merged into one ONNX Runtime
+    call. No request waits for a batch to fill, so an idle server answers as fast as without it.
+    """
+
+    enabled: bool = True
+    max_batch_size: int = Field(default=32, ge=1)
+
+
+class ServingConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=5254, ge=1, le=65535)
+    models: list[str] | None = Field(
+        default=None,
+        description="Models loaded at start and required for readiness "
+        "(their production version). Defaults to [model_name].",
+    )
+    poll_interval_s: float = Field(
+        default=2.0, gt=0, description="How often aliases are re-read from the registry."
+    )
+    retry_failed_after_s: float = Field(
+        default=30.0, ge=0, description="A version that failed to load is retried after this."
+    )
+    idle_unload_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A version no alias points at is dropped after this long without requests.",
+    )
+    cache_dir: Path | None = Field(
+        default=None, description="Downloaded ONNX files; defaults to <data_dir>/serving/models."
+    )
+    providers: ProviderChoice = Field(
+        default="auto",
+        description="ONNX Runtime execution provider: auto = CUDA when onnxruntime-gpu sees a "
+        "GPU, else CPU.",
+    )
+    intra_op_threads: int = Field(
+        default=1, ge=0, description="Threads inside one ONNX Runtime call (0 = ORT default)."
+    )
+    inference_threads: int = Field(
+        default=2, ge=1, description="ONNX Runtime calls that may run at once (thread limiter)."
+    )
+    image_threads: int = Field(
+        default=2, ge=1, description="Decode/detect/preprocess calls that may run at once."
+    )
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_infer_body_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest JSON body for tensor inference."
+    )
+    warmup: bool = Field(default=True, description="Run one inference before a version serves.")
+    detector: DetectorConfig = DetectorConfig()
+    batching: BatchingConfig = BatchingConfig()
+
+
+class ServingSettings(ChimpSettings):
+    serving: ServingConfig = ServingConfig()
+
+    def served_models(self) -> list[str]:
+        return list(self.serving.models) if self.serving.models is not None else [self.model_name]
+
+    def model_cache_dir(self) -> Path:
+        return self.serving.cache_dir or self.data_dir / "serving" / "models"

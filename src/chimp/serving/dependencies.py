@@ -1,0 +1,58 @@
+"""The app's lifespan-owned state and ``Annotated`` dependencies for routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from chimp.serving.config import ServingSettings
+from chimp.serving.image_pipeline import ImagePipeline
+from chimp.serving.metrics import ServingMetrics
+from chimp.serving.model_manager import ModelManager, Selector
+
+
+@dataclass
+class ServingState:
+    settings: ServingSettings
+    manager: ModelManager
+    pipeline: ImagePipeline
+    metrics: ServingMetrics
+
+
+def get_state(request: Request) -> ServingState:
+    state: ServingState = request.app.state.serving
+    return state
+
+
+StateDep = Annotated[ServingState, Depends(get_state)]
+
+
+def get_manager(state: StateDep) -> ModelManager:
+    return state.manager
+
+
+ManagerDep = Annotated[ModelManager, Depends(get_manager)]
+
+
+def get_selector(
+    alias: Annotated[
+        str | None, Query(description="Registry alias; default production.", max_length=255)
+    ] = None,
+    version: Annotated[
+        str | None, Query(description="An explicit registered version.", max_length=32)
+    ] = None,
+    user: Annotated[
+        str | None,
+        Query(
+            description="Use this user's calibrated model (alias user-<id>), falling back to "
+            "the alias (default production) when the user has none.",
+            max_length=64,
+        ),
+    ] = None,
+) -> Selector:
+    return Selector(alias=alias, version=version, user=user)
+
+
+SelectorDep = Annotated[Selector, Depends(get_selector)]

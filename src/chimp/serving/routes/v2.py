@@ -1,0 +1,219 @@
+"""Open Inference Protocol (KServe V2) REST endpoints.
+
+Paths and JSON shapes follow the spec, so standard v2 clients work unchanged (JSON tensors;
+the binary-tensor extension is not offered). Errors are ``{"error": "..."}`` plus CHIMP's
+``code``/``detail``. A path without ``/versions/{v}`` means the ``production`` alias.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from chimp import __version__
+from chimp.serving.dependencies import ManagerDep
+from chimp.serving.inference import TensorShapeError
+from chimp.serving.model_manager import ModelManager, Resolved, Selector
+from chimp.serving.schemas import (
+    V2InferenceRequest,
+    V2InferenceResponse,
+    V2ModelMetadata,
+    V2RequestInput,
+    V2ResponseOutput,
+    V2ServerMetadata,
+    V2TensorMetadata,
+)
+from chimp.shared.errors import (
+    BadRequestError,
+    DependencyUnavailableError,
+    NotFoundError,
+    error_responses,
+)
+
+FP32 = "FP32"
+PLATFORM = "onnxruntime_onnx"
+
+_MODEL_ERRORS = error_responses(BadRequestError, NotFoundError, DependencyUnavailableError)
+
+
+def _readiness_response(ok: bool, key: str) -> JSONResponse:
+    # The spec: 200 means true, a 4xx means false.
+    return JSONResponse(status_code=200 if ok else 400, content={key: ok})
+
+
+def _metadata(manager: ModelManager, resolved: Resolved) -> V2ModelMetadata:
+    model = resolved.model
+    session = model.runner.model
+    spec = model.metadata.input
+    state = next((s for s in manager.states() if s.name == model.name), None)
+    versions = set(state.registry_aliases.values()) if state else set()
+    versions |= {m.version for m in state.loaded} if state else {model.version}
+    return V2ModelMetadata(
+        name=model.name,
+        versions=sorted(versions, key=lambda v: (len(v), v)),
+        platform=PLATFORM,
+        inputs=[
+            V2TensorMetadata(
+                name=session.input_name,
+                datatype=FP32,
+                shape=[-1, spec.channels, spec.height, spec.width],
+            )
+        ],
+        outputs=[
+            V2TensorMetadata(
+                name=session.output_name, datatype=FP32, shape=[-1, len(model.metadata.labels)]
+            )
+        ],
+        parameters={
+            "version": model.version,
+            "alias": resolved.ref.alias,
+            "task": model.metadata.task,
+            "labels": model.metadata.labels,
+            "outputs_probabilities": model.metadata.outputs_probabilities,
+        },
+    )
+
+
+def tensor_from_input(item: V2RequestInput) -> np.ndarray:
+    """The input's ``data`` (flat or nested) as a float32 array of its declared ``shape``."""
+    if item.parameters and "binary_data_size" in item.parameters:
+        raise BadRequestError(
+            "binary tensor data is not supported; send JSON data (tritonclient: binary_data=False)"
+        )
+    if item.datatype != FP32:
+        raise TensorShapeError(
+            f"input '{item.name}' has datatype {item.datatype}; this model takes {FP32}"
+        )
+    if not item.shape or any(d < 0 for d in item.shape):
+        raise TensorShapeError(f"input '{item.name}' has invalid shape {item.shape}")
+    try:
+        array = np.asarray(item.data, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise TensorShapeError(
+            f"input '{item.name}' data is not a regular array of numbers"
+        ) from None
+    expected = math.prod(item.shape)
+    if array.size != expected:
+        raise TensorShapeError(
+            f"input '{item.name}' has {array.size} values but shape {item.shape} needs {expected}"
+        )
+    if not np.isfinite(array).all():
+        raise TensorShapeError(f"input '{item.name}' contains NaN or infinity")
+    return array.reshape(item.shape)
+
+
+async def _infer(resolved: Resolved, request: V2InferenceRequest) -> V2InferenceResponse:
+    model = resolved.model
+    session = model.runner.model
+    if len(request.inputs) != 1:
+        raise TensorShapeError(
+            f"this model takes exactly one input ('{session.input_name}'), "
+            f"got {len(request.inputs)}"
+        )
+    item = request.inputs[0]
+    if item.name != session.input_name:
+        raise TensorShapeError(
+            f"unknown input '{item.name}'; this model's input is '{session.input_name}'"
+        )
+    for wanted in request.outputs or []:
+        if wanted.parameters and wanted.parameters.get("binary_data"):
+            raise BadRequestError(
+                "binary tensor data is not supported; ask for JSON outputs "
+                "(tritonclient: binary_data=False)"
+            )
+        if wanted.name != session.output_name:
+            raise TensorShapeError(
+                f"unknown output '{wanted.name}'; this model's output is '{session.output_name}'"
+            )
+    batch = tensor_from_input(item)
+    session.check_input(batch)
+    result = await model.runner.infer(batch)
+    return V2InferenceResponse(
+        model_name=model.name,
+        model_version=model.version,
+        id=request.id,
+        outputs=[
+            V2ResponseOutput(
+                name=session.output_name,
+                shape=list(result.shape),
+                datatype=FP32,
+                data=result.ravel().tolist(),
+            )
+        ],
+    )
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(prefix="/v2", tags=["open-inference-protocol"])
+
+    @router.get("/health/live", operation_id="v2_health_live")
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @router.get(
+        "/health/ready",
+        operation_id="v2_health_ready",
+        responses={400: {"description": "not ready (the spec's 4xx for false)"}},
+    )
+    async def ready(manager: ManagerDep) -> JSONResponse:
+        return _readiness_response(all(r is None for r in manager.readiness().values()), "ready")
+
+    @router.get("", operation_id="v2_server_metadata")
+    async def server_metadata() -> V2ServerMetadata:
+        return V2ServerMetadata(name="chimp-serving", version=__version__, extensions=[])
+
+    @router.get("/models/{name}", operation_id="v2_model_metadata", responses=_MODEL_ERRORS)
+    async def model_metadata(name: str, manager: ManagerDep) -> V2ModelMetadata:
+        return _metadata(manager, await manager.resolve(name, Selector()))
+
+    @router.get(
+        "/models/{name}/versions/{version}",
+        operation_id="v2_model_version_metadata",
+        responses=_MODEL_ERRORS,
+    )
+    async def model_version_metadata(
+        name: str, version: str, manager: ManagerDep
+    ) -> V2ModelMetadata:
+        return _metadata(manager, await manager.resolve(name, Selector(version=version)))
+
+    @router.get("/models/{name}/ready", operation_id="v2_model_ready", responses=_MODEL_ERRORS)
+    async def model_ready(name: str, manager: ManagerDep) -> dict[str, Any]:
+        resolved = await manager.resolve(name, Selector())
+        return {"name": name, "version": resolved.model.version, "ready": True}
+
+    @router.get(
+        "/models/{name}/versions/{version}/ready",
+        operation_id="v2_model_version_ready",
+        responses=_MODEL_ERRORS,
+    )
+    async def model_version_ready(name: str, version: str, manager: ManagerDep) -> dict[str, Any]:
+        resolved = await manager.resolve(name, Selector(version=version))
+        return {"name": name, "version": resolved.model.version, "ready": True}
+
+    @router.post(
+        "/models/{name}/infer",
+        operation_id="v2_infer",
+        responses=_MODEL_ERRORS,
+        response_model_exclude_none=True,
+    )
+    async def infer(
+        name: str, request: V2InferenceRequest, manager: ManagerDep
+    ) -> V2InferenceResponse:
+        return await _infer(await manager.resolve(name, Selector()), request)
+
+    @router.post(
+        "/models/{name}/versions/{version}/infer",
+        operation_id="v2_version_infer",
+        responses=_MODEL_ERRORS,
+        response_model_exclude_none=True,
+    )
+    async def version_infer(
+        name: str, version: str, request: V2InferenceRequest, manager: ManagerDep
+    ) -> V2InferenceResponse:
+        return await _infer(await manager.resolve(name, Selector(version=version)), request)
+
+    return router
