@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -84,6 +85,7 @@ class TrainingState:
     versions: list[dict[str, Any]] = field(default_factory=list)
     seen_tokens: list[str | None] = field(default_factory=list)
     uploads: list[tuple[str, list[str]]] = field(default_factory=list)
+    on_run: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
 
 
 PLUGIN = {
@@ -145,6 +147,8 @@ def fake_training(state: TrainingState, model_name: str = "emotion-recognition")
                                              "msg": "Input should be a valid integer"}]},
                                 status_code=422)
         state.runs.append({"plugin": plugin, **body})
+        for hook in state.on_run:
+            hook(body)
         task_id = uuid.uuid4().hex
         task = {"task_id": task_id, "plugin": plugin, "status": "succeeded", "progress": 1.0,
                 "message": "done", "arguments": body.get("arguments", {}),
