@@ -29,7 +29,7 @@ from tests.frontend.webcam import face_frame, write_y4m
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not chromium_available(), reason="needs Debian chromium (apt-get install chromium)"),
+    pytest.mark.skipif(not chromium_available(), reason="needs Debian chromium (apt install)"),
 ]
 
 
