@@ -8,6 +8,7 @@ import anyio
 import numpy as np
 import onnx
 import pytest
+from mlflow import MlflowClient
 
 from chimp.shared.errors import (
     BadRequestError,
@@ -132,6 +133,19 @@ def test_progressive_run_then_register(
     steps, values = _curve(registry.metric_history(model_name, info.version, "train_loss"))
     assert steps == [0, 1]
     assert values == pytest.approx([0.9, 0.4])
+
+
+def test_a_deleted_experiment_is_restored_for_new_runs(
+    registry: ModelRegistry, model_name: str, tmp_path: Path
+) -> None:
+    _register(registry, model_name, tmp_path, seed=1)
+    client = MlflowClient(registry.tracking_uri)
+    experiment = client.get_experiment_by_name(registry.experiment)
+    assert experiment is not None
+    client.delete_experiment(experiment.experiment_id)
+    fresh = ModelRegistry(registry.tracking_uri, experiment=registry.experiment)
+
+    assert _register(fresh, model_name, tmp_path, seed=2) == "2"
 
 
 def test_download_onnx_gives_a_valid_model_of_that_version(

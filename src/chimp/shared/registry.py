@@ -263,6 +263,8 @@ class ModelRegistry:
         if self._experiment_id is None:
             found = self._client.get_experiment_by_name(self.experiment)
             if found is not None:
+                if found.lifecycle_stage == "deleted":  # deleted in the UI: runs need it back
+                    self._client.restore_experiment(found.experiment_id)
                 self._experiment_id = found.experiment_id
             else:
                 try:
