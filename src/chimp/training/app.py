@@ -1,0 +1,91 @@
+"""The training API: ``create_app(settings)``; run it with ``chimp-train serve``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import anyio
+from arq.connections import ArqRedis
+from fastapi import Depends, FastAPI
+from redis.asyncio import ConnectionPool
+
+from chimp.shared.auth import require_token
+from chimp.shared.datastore import open_datastore
+from chimp.shared.errors import DependencyUnavailableError, install_error_handlers
+from chimp.shared.health import Check, health_router
+from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
+from chimp.training.config import TrainingSettings
+from chimp.training.dependencies import TrainingState
+from chimp.training.jobs import deserialize_job, serialize_job
+from chimp.training.plugins.discovery import PluginCatalog, discover_plugins
+from chimp.training.routes import datasets, models, plugins, tasks
+from chimp.training.task_store import TaskStore
+
+# MLflow calls from request handlers run in threads; this bounds how many at once.
+REGISTRY_THREADS = 8
+
+
+def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = None) -> FastAPI:
+    """The training API for ``settings``; ``catalog`` overrides plugin discovery (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # No connection is made here: the API starts (and reports not-ready) with Redis down.
+        redis = ArqRedis(
+            ConnectionPool.from_url(settings.redis_url),
+            default_queue_name=settings.training.queue_name,
+            job_serializer=serialize_job,
+            job_deserializer=deserialize_job,
+        )
+        datastore = open_datastore(settings)
+        registry = AsyncModelRegistry(
+            ModelRegistry(settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment),
+            anyio.CapacityLimiter(REGISTRY_THREADS),
+        )
+        app.state.training = TrainingState(
+            settings=settings,
+            redis=redis,
+            store=TaskStore(
+                redis, settings.training.key_prefix, ttl_s=settings.training.task_ttl_s
+            ),
+            datastore=datastore,
+            registry=registry,
+            catalog=catalog or discover_plugins(settings.training.plugin_dir),
+        )
+        try:
+            yield
+        finally:
+            await datastore.close()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="CHIMP training API",
+        version="1.0.0",
+        description="Datasets, training plugins, tasks with progress, and model promotion.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    def checks() -> Mapping[str, Check]:
+        state: TrainingState = app.state.training
+
+        async def redis_check() -> None:
+            try:
+                await state.redis.ping()
+            except Exception as exc:
+                raise DependencyUnavailableError(f"Redis: {exc}") from exc
+
+        return {
+            "redis": redis_check,
+            "datastore": state.datastore.check,
+            "mlflow": state.registry.check,
+        }
+
+    guard = [Depends(require_token(settings.auth.token))]
+    app.include_router(health_router(checks))
+    app.include_router(datasets.router(guard))
+    app.include_router(plugins.router())
+    app.include_router(tasks.router(guard))
+    app.include_router(models.router(guard))
+    return app

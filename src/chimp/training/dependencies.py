@@ -1,0 +1,53 @@
+"""The app's lifespan-owned state and the ``Annotated`` dependencies routes use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+
+from chimp.shared.datastore import Datastore
+from chimp.shared.registry import AsyncModelRegistry
+from chimp.training.config import TrainingSettings
+from chimp.training.plugins.discovery import PluginCatalog
+from chimp.training.task_store import TaskStore
+
+
+@dataclass
+class TrainingState:
+    settings: TrainingSettings
+    redis: ArqRedis
+    store: TaskStore
+    datastore: Datastore
+    registry: AsyncModelRegistry
+    catalog: PluginCatalog
+
+
+def get_state(request: Request) -> TrainingState:
+    state: TrainingState = request.app.state.training
+    return state
+
+
+def get_store(request: Request) -> TaskStore:
+    return get_state(request).store
+
+
+def get_datastore(request: Request) -> Datastore:
+    return get_state(request).datastore
+
+
+def get_registry(request: Request) -> AsyncModelRegistry:
+    return get_state(request).registry
+
+
+def get_catalog(request: Request) -> PluginCatalog:
+    return get_state(request).catalog
+
+
+StateDep = Annotated[TrainingState, Depends(get_state)]
+StoreDep = Annotated[TaskStore, Depends(get_store)]
+DatastoreDep = Annotated[Datastore, Depends(get_datastore)]
+RegistryDep = Annotated[AsyncModelRegistry, Depends(get_registry)]
+CatalogDep = Annotated[PluginCatalog, Depends(get_catalog)]

@@ -1,0 +1,1 @@
+"""HTTP routes of the training API, one module per resource; handlers stay thin."""

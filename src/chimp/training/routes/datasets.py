@@ -1,0 +1,102 @@
+"""``/datasets``: upload a zip, list, read a manifest, delete."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi.params import Depends
+
+from chimp.shared.datastore.base import check_dataset_name
+from chimp.shared.errors import (
+    BadRequestError,
+    ConflictError,
+    DependencyUnavailableError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    error_responses,
+)
+from chimp.shared.schemas.datasets import DatasetInfo, DatasetManifest
+from chimp.training.dependencies import DatastoreDep, StateDep
+
+CHUNK = 1024 * 1024
+
+
+async def _spool(upload: UploadFile, dest: Path, limit: int) -> None:
+    """Copy the upload to ``dest``, refusing it as soon as it exceeds ``limit`` bytes."""
+    written = 0
+    async with await anyio.open_file(dest, "wb") as out:
+        while chunk := await upload.read(CHUNK):
+            written += len(chunk)
+            if written > limit:
+                raise PayloadTooLargeError(
+                    f"upload larger than the limit of {limit} bytes", detail={"limit": limit}
+                )
+            await out.write(chunk)
+    if written == 0:
+        raise InvalidInputError("the uploaded file is empty", detail={"field": "file"})
+
+
+def router(guard: Sequence[Depends]) -> APIRouter:
+    api = APIRouter(prefix="/datasets", tags=["datasets"])
+
+    @api.get(
+        "", operation_id="list_datasets", responses=error_responses(DependencyUnavailableError)
+    )
+    async def list_datasets(datastore: DatastoreDep) -> list[DatasetInfo]:
+        return await datastore.list_datasets()
+
+    @api.post(
+        "",
+        operation_id="upload_dataset",
+        status_code=status.HTTP_201_CREATED,
+        dependencies=list(guard),
+        responses=error_responses(
+            BadRequestError,
+            UnauthorizedError,
+            ConflictError,
+            PayloadTooLargeError,
+            InvalidInputError,
+            DependencyUnavailableError,
+        ),
+    )
+    async def upload_dataset(
+        state: StateDep,
+        file: Annotated[UploadFile, File(description="A zip of the dataset's files.")],
+        dataset_name: Annotated[str, Form(description="Name to store the dataset under.")],
+        overwrite: Annotated[bool, Form(description="Replace a dataset of that name.")] = False,
+    ) -> DatasetInfo:
+        check_dataset_name(dataset_name)  # before reading a possibly large body to disk
+        limit = state.settings.datastore.max_upload_bytes
+        with tempfile.TemporaryDirectory(prefix="chimp-upload-") as tmp:
+            zip_path = Path(tmp) / "upload.zip"
+            await _spool(file, zip_path, limit)
+            return await state.datastore.upload_dataset_zip(
+                dataset_name, zip_path, overwrite=overwrite
+            )
+
+    @api.get(
+        "/{name}",
+        operation_id="get_dataset",
+        responses=error_responses(NotFoundError, DependencyUnavailableError),
+    )
+    async def get_dataset(name: str, datastore: DatastoreDep) -> DatasetManifest:
+        return await datastore.get_manifest(name)
+
+    @api.delete(
+        "/{name}",
+        operation_id="delete_dataset",
+        status_code=status.HTTP_204_NO_CONTENT,
+        dependencies=list(guard),
+        responses=error_responses(UnauthorizedError, NotFoundError, DependencyUnavailableError),
+    )
+    async def delete_dataset(name: str, datastore: DatastoreDep) -> None:
+        await datastore.delete_dataset(name)
+
+    return api

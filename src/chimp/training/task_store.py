@@ -1,0 +1,122 @@
+"""Task state in Redis, so it outlives any API or worker process.
+
+Each task is a hash ``<prefix>:task:<id>`` (JSON-encoded field values) and a member of the sorted
+set ``<prefix>:tasks`` scored by creation time. A finished task is final: every update goes
+through a Lua script that refuses to touch a task once it is succeeded, failed or cancelled,
+so a late progress message from a cancelled run cannot revive it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from chimp.shared.errors import NotFoundError
+from chimp.shared.schemas.tasks import TaskInfo, TaskStatus
+
+_FINISHED = [json.dumps(s.value) for s in TaskStatus if s.finished]
+
+# KEYS[1] task hash; ARGV: field, value, field, value, ...; returns 1 applied, 0 final, -1 missing.
+_UPDATE_UNLESS_FINISHED = f"""
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+for _, final in ipairs({{{", ".join(repr(s) for s in _FINISHED)}}}) do
+  if status == final then return 0 end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TaskStore:
+    def __init__(self, client: aioredis.Redis, prefix: str, *, ttl_s: int) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+        self._update = client.register_script(_UPDATE_UNLESS_FINISHED)
+
+    def _key(self, task_id: str) -> str:
+        return f"{self._prefix}:task:{task_id}"
+
+    @property
+    def _index(self) -> str:
+        return f"{self._prefix}:tasks"
+
+    async def create(self, task: TaskInfo) -> None:
+        fields = {k: json.dumps(v) for k, v in task.model_dump(mode="json").items()}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key(task.task_id), mapping=fields)
+            pipe.zadd(self._index, {task.task_id: task.created_at.timestamp()})
+            await pipe.execute()
+
+    async def get(self, task_id: str) -> TaskInfo:
+        raw = await self._redis.hgetall(self._key(task_id))  # type: ignore[misc]
+        if not raw:
+            raise NotFoundError(f"no task with id '{task_id}'", detail={"task_id": task_id})
+        return TaskInfo.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
+
+    async def list(self, *, limit: int = 100, offset: int = 0) -> list[TaskInfo]:
+        """Newest first; ids whose record expired are dropped from the index on the way."""
+        ids = await self._redis.zrevrange(self._index, offset, offset + limit - 1)
+        tasks = []
+        for raw_id in ids:
+            task_id = raw_id.decode()
+            try:
+                tasks.append(await self.get(task_id))
+            except NotFoundError:
+                await self._redis.zrem(self._index, task_id)
+        return tasks
+
+    async def update(self, task_id: str, **fields: Any) -> bool:
+        """Set ``fields`` unless the task is finished; True when applied."""
+        args: list[str] = []
+        for name, value in fields.items():
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, TaskStatus):
+                value = value.value
+            args += [name, json.dumps(value)]
+        applied = await self._update(keys=[self._key(task_id)], args=args)
+        if applied == -1:
+            raise NotFoundError(f"no task with id '{task_id}'", detail={"task_id": task_id})
+        return bool(applied == 1)
+
+    async def mark_running(self, task_id: str) -> bool:
+        return await self.update(
+            task_id, status=TaskStatus.RUNNING, started_at=utcnow(), message="starting"
+        )
+
+    async def set_progress(self, task_id: str, progress: float, message: str) -> bool:
+        return await self.update(task_id, progress=min(1.0, max(0.0, progress)), message=message)
+
+    async def finish(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        *,
+        message: str = "",
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move the task to a final status (once) and start its retention clock."""
+        fields: dict[str, Any] = {"status": status, "finished_at": utcnow(), "message": message}
+        if status is TaskStatus.SUCCEEDED:
+            fields["progress"] = 1.0
+            fields["result"] = result
+        if error is not None:
+            fields["error"] = error
+        applied = await self.update(task_id, **fields)
+        if applied:
+            await self._redis.expire(self._key(task_id), self._ttl_s)
+        return applied
+
+    async def is_cancelled(self, task_id: str) -> bool:
+        raw = await self._redis.hget(self._key(task_id), "status")  # type: ignore[misc]
+        return raw is not None and json.loads(raw) == TaskStatus.CANCELLED.value

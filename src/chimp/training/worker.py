@@ -1,0 +1,102 @@
+"""The arq worker that runs training tasks: ``chimp-train worker``.
+
+:func:`create_worker` builds a worker from settings (used by the CLI and tests).
+:class:`WorkerSettings` serves ``arq chimp.training.worker.WorkerSettings`` too; it reads
+``TrainingSettings`` from the environment at startup, never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from arq.connections import RedisSettings
+from arq.worker import Function, Worker, func
+
+from chimp.shared.datastore import open_datastore
+from chimp.training.config import TrainingSettings
+from chimp.training.jobs import (
+    JOB_FUNCTION,
+    WorkerContext,
+    WorkerState,
+    deserialize_job,
+    run_training_task,
+    serialize_job,
+)
+from chimp.training.plugins.discovery import discover_plugins
+from chimp.training.task_store import TaskStore
+
+logger = logging.getLogger(__name__)
+
+# arq's own limit must not fire before ours: the supervisor enforces task_timeout_s and
+# needs time to stop the child and record the outcome.
+JOB_TIMEOUT_MARGIN_S = 120
+
+
+async def startup(ctx: WorkerContext) -> None:
+    settings = ctx.get("settings") or TrainingSettings()
+    datastore = open_datastore(settings)
+    await datastore.open()
+    catalog = discover_plugins(settings.training.plugin_dir)
+    for source, error in catalog.errors.items():
+        logger.warning("plugin %s not loaded: %s", source, error)
+    ctx["state"] = WorkerState(
+        settings=settings,
+        store=TaskStore(
+            ctx["redis"], settings.training.key_prefix, ttl_s=settings.training.task_ttl_s
+        ),
+        datastore=datastore,
+        catalog=catalog,
+    )
+    logger.info(
+        "training worker ready: queue %s, plugins %s",
+        settings.training.queue_name,
+        ", ".join(sorted(catalog.plugins)),
+    )
+
+
+async def shutdown(ctx: WorkerContext) -> None:
+    state = ctx.get("state")
+    if state is not None:
+        await state.datastore.close()
+
+
+def job_function(settings: TrainingSettings) -> Function:
+    return func(
+        run_training_task,  # type: ignore[arg-type]
+        name=JOB_FUNCTION,
+        timeout=settings.training.task_timeout_s + JOB_TIMEOUT_MARGIN_S,
+        # A retried training would re-run from scratch after an unknown partial run.
+        max_tries=1,
+    )
+
+
+def create_worker(settings: TrainingSettings, **overrides: Any) -> Worker:
+    options: dict[str, Any] = {
+        "functions": [job_function(settings)],
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": settings.training.queue_name,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "ctx": {"settings": settings},
+        "max_jobs": settings.training.max_jobs,
+        "job_timeout": settings.training.task_timeout_s + JOB_TIMEOUT_MARGIN_S,
+        "job_serializer": serialize_job,
+        "job_deserializer": deserialize_job,
+        "keep_result": 3600,
+        "poll_delay": 0.2,
+    }
+    options.update(overrides)
+    return Worker(**options)
+
+
+class WorkerSettings:
+    """For the ``arq`` CLI; uses the default queue name and arq's Redis settings."""
+
+    functions: ClassVar[list[Any]] = [func(run_training_task, name=JOB_FUNCTION, max_tries=1)]  # type: ignore[arg-type]
+    on_startup = startup
+    on_shutdown = shutdown
+    queue_name = "chimp:training"
+    job_serializer = serialize_job
+    job_deserializer = deserialize_job
+    max_jobs = 1
