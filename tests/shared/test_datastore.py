@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -256,6 +259,34 @@ async def test_local_backend_reports_an_unusable_folder(tmp_path: Path) -> None:
             await store.check()
 
 
+async def test_local_concurrent_uploads_of_one_name_let_exactly_one_win(
+    local_settings: ChimpSettings, tmp_path: Path
+) -> None:
+    zips = [write_zip(tmp_path / f"{i}.zip", FILES) for i in range(2)]
+    async with open_datastore(local_settings) as store:
+        results = await asyncio.gather(
+            *(store.upload_dataset_zip("faces", z) for z in zips), return_exceptions=True
+        )
+        assert sorted(type(r).__name__ for r in results) == ["ConflictError", "DatasetInfo"]
+        assert [info.name for info in await store.list_datasets()] == ["faces"]
+    assert [p.name for p in local_settings.datastore_path().iterdir()] == ["faces"]
+
+
+async def test_local_backend_sweeps_what_a_killed_process_left(
+    local_settings: ChimpSettings,
+) -> None:
+    root = local_settings.datastore_path()
+    for leftover in [".delete-abc", ".upload-old", ".upload-live"]:
+        (root / leftover / "train").mkdir(parents=True)
+        (root / leftover / "train" / "1.png").write_bytes(b"x")
+    old = time.time() - 7 * 3600
+    os.utime(root / ".upload-old", (old, old))
+    async with open_datastore(local_settings):
+        pass
+    # A recent staging folder may belong to an upload still running in another process.
+    assert sorted(p.name for p in root.iterdir()) == [".upload-live"]
+
+
 async def test_s3_keys_live_under_the_prefix(s3_endpoint: str, tmp_path: Path) -> None:
     config = make_s3_config(s3_endpoint, prefix="/team/chimp/")
     settings = make_settings(tmp_path, DatastoreConfig(backend="s3", s3=config))
@@ -268,6 +299,20 @@ async def test_s3_keys_live_under_the_prefix(s3_endpoint: str, tmp_path: Path) -
         )
         await store.delete_dataset("faces")
     assert await bucket_keys(settings) == []
+
+
+async def test_s3_listings_follow_every_page(s3_settings: ChimpSettings, tmp_path: Path) -> None:
+    limits = UnpackLimits(max_unpacked_bytes=1024 * 1024, max_files=100)
+    # Two keys per page, so three datasets of four objects each span many pages.
+    async with S3Datastore(s3_settings.datastore.s3, limits, page_size=2) as store:
+        for name in ["one", "two", "three"]:
+            await store.upload_dataset_zip(name, write_zip(tmp_path / f"{name}.zip", FILES))
+        assert [info.name for info in await store.list_datasets()] == ["one", "three", "two"]
+        assert [e.path for e in (await store.get_manifest("two")).entries] == list(STORED)
+        assert files_under(await store.download_dataset("two", tmp_path / "out")) == STORED
+        await store.delete_dataset("two")
+        await store.delete_dataset("one")
+        assert [info.name for info in await store.list_datasets()] == ["three"]
 
 
 async def test_s3_upload_failing_midway_removes_what_it_wrote(

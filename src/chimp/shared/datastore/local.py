@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _THREADS = 4
+_STALE_UPLOAD_SECONDS = 6 * 3600
 
 
 class LocalDatastore(Datastore):
@@ -46,6 +48,9 @@ class LocalDatastore(Datastore):
         self.root = root
         self._limits = limits
         self._limiter = anyio.CapacityLimiter(_THREADS)
+
+    async def open(self) -> None:
+        await self._run(self._sweep)
 
     async def _run(self, func: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(func, limiter=self._limiter)
@@ -169,6 +174,26 @@ class LocalDatastore(Datastore):
             self._remove(self.root / name)
         except FileNotFoundError as exc:
             raise NotFoundError(f"dataset {name!r} not found") from exc
+
+    def _sweep(self) -> None:
+        """Remove what a process killed mid-upload or mid-delete left in the root.
+
+        Doomed folders go at once; staging folders only once they are old enough that no
+        live upload (in this or another process sharing the folder) can still be using them.
+        """
+        if not self.root.is_dir():
+            return
+        cutoff = time.time() - _STALE_UPLOAD_SECONDS
+        for child in self.root.iterdir():
+            try:
+                doomed = child.name.startswith(".delete-") or (
+                    child.name.startswith(".upload-") and child.stat().st_mtime < cutoff
+                )
+            except FileNotFoundError:
+                continue
+            if doomed:
+                logger.info("removing leftover %s", child)
+                shutil.rmtree(child, ignore_errors=True)
 
     def _check(self) -> None:
         try:

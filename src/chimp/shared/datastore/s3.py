@@ -84,6 +84,7 @@ class S3Datastore(Datastore):
         staging_dir: Path | None = None,
         concurrency: int = _DEFAULT_CONCURRENCY,
         max_attempts: int = 3,
+        page_size: int = 1000,
     ) -> None:
         self._config = config
         self._bucket = config.bucket
@@ -93,6 +94,7 @@ class S3Datastore(Datastore):
         self._staging_dir = staging_dir
         self._concurrency = concurrency
         self._max_attempts = max_attempts
+        self._pages = {"PageSize": page_size}
         self._transfers = anyio.Semaphore(concurrency)
         self._open_lock = anyio.Lock()
         self._stack: AsyncExitStack | None = None
@@ -180,7 +182,9 @@ class S3Datastore(Datastore):
         client = await self._s3()
         paginator = client.get_paginator("list_objects_v2")
         found: list[tuple[str, int]] = []
-        async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._key(name, "")):
+        async for page in paginator.paginate(
+            Bucket=self._bucket, Prefix=self._key(name, ""), PaginationConfig=self._pages
+        ):
             found.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", []))
         return found
 
@@ -312,7 +316,10 @@ class S3Datastore(Datastore):
             paginator = client.get_paginator("list_objects_v2")
             names: list[str] = []
             async for page in paginator.paginate(
-                Bucket=self._bucket, Prefix=self._prefix, Delimiter="/"
+                Bucket=self._bucket,
+                Prefix=self._prefix,
+                Delimiter="/",
+                PaginationConfig=self._pages,
             ):
                 for common in page.get("CommonPrefixes", []):
                     names.append(common["Prefix"][len(self._prefix) :].rstrip("/"))
