@@ -45,7 +45,7 @@ def register_version(
 
 def face_jpeg(width: int = 640, height: int = 480) -> bytes:
     """The astronaut photo (one face) letterboxed into a ``width`` x ``height`` JPEG."""
-    rgb = skdata.astronaut()
+    rgb: np.ndarray = skdata.astronaut()  # type: ignore[no-untyped-call]
     side = min(width, height)
     face = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), (side, side))
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
@@ -81,19 +81,6 @@ async def serve(settings: ServingSettings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
             yield client
-
-
-async def wait_for_version(
-    client: httpx.AsyncClient, path: str, version: str, attempts: int = 100
-) -> httpx.Response:
-    """Poll a prediction until the expected version answers (the poller runs every 0.2 s)."""
-    response = await client.get(path)
-    for _ in range(attempts):
-        response = await client.get(path)
-        if response.status_code == 200 and response.json()["model"]["version"] == version:
-            return response
-        await asyncio.sleep(0.1)
-    return response
 
 
 class TcpProxy:
