@@ -41,20 +41,36 @@ HEADER = """\
 """
 
 VARIABLES: tuple[EnvVar, ...] = (
-    EnvVar("COMPOSE_PROFILES", "Profile when none is given: default (CPU), gpu or services.",
-           "default"),
-    EnvVar("MINIO_ROOT_USER", "MinIO admin, used only by the one-shot minio-setup service.",
-           generate=_admin_user),
+    EnvVar(
+        "COMPOSE_PROFILES", "Profile when none is given: default (CPU), gpu or services.", "default"
+    ),
+    EnvVar(
+        "MINIO_ROOT_USER",
+        "MinIO admin, used only by the one-shot minio-setup service.",
+        generate=_admin_user,
+    ),
     EnvVar("MINIO_ROOT_PASSWORD", "MinIO admin password (8+ characters).", generate=_password),
-    EnvVar("S3_BUCKET", "Bucket for datasets (prefix datasets/) and MLflow artifacts (mlflow/).",
-           "chimp"),
-    EnvVar("S3_ACCESS_KEY_ID", "Service credentials minio-setup creates, limited to the bucket.",
-           generate=_access_key),
-    EnvVar("S3_SECRET_ACCESS_KEY", "Secret of the service credentials (8+ characters).",
-           generate=_password),
+    EnvVar(
+        "S3_BUCKET",
+        "Bucket for datasets (prefix datasets/) and MLflow artifacts (mlflow/).",
+        "chimp",
+    ),
+    EnvVar(
+        "S3_ACCESS_KEY_ID",
+        "Service credentials minio-setup creates, limited to the bucket.",
+        generate=_access_key,
+    ),
+    EnvVar(
+        "S3_SECRET_ACCESS_KEY",
+        "Secret of the service credentials (8+ characters).",
+        generate=_password,
+    ),
     EnvVar("REDIS_PASSWORD", "Password of the compose Redis (requirepass).", generate=_password),
-    EnvVar("ADMIN_TOKEN", "Bearer token for admin/mutating endpoints (CHIMP_AUTH__TOKEN).",
-           generate=_password),
+    EnvVar(
+        "ADMIN_TOKEN",
+        "Bearer token for admin/mutating endpoints (CHIMP_AUTH__TOKEN).",
+        generate=_password,
+    ),
 )
 
 

@@ -10,7 +10,10 @@ from redis.exceptions import RedisError
 
 from chimp.stack.spec import HttpReady, Readiness, RedisReady
 
-POLL_INTERVAL_S = 0.5
+# Quick first probes (a warm service answers at once), then backing off: every probe is a line
+# in the service's access log.
+FIRST_POLL_S = 0.2
+MAX_POLL_S = 2.0
 PROBE_TIMEOUT_S = 3.0
 
 
@@ -43,10 +46,12 @@ async def is_ready(readiness: Readiness, client: httpx.AsyncClient) -> bool:
 async def wait_until_ready(readiness: Readiness) -> None:
     """Poll until ready; the caller bounds the wait (and notices a process that died)."""
     async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
+        delay = FIRST_POLL_S
         while True:
             if await is_ready(readiness, client):
                 return
-            await asyncio.sleep(POLL_INTERVAL_S)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, MAX_POLL_S)
 
 
 __all__ = ["HttpReady", "RedisReady", "is_ready", "redis_answers", "wait_until_ready"]

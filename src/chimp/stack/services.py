@@ -25,7 +25,6 @@ class StackPlan:
     data_dir: Path
     redis_url: str
     start_redis: bool
-    token: str
 
 
 def executable(name: str) -> str:
@@ -65,8 +64,17 @@ def _redis_spec(settings: StackSettings, plan: StackPlan) -> ServiceSpec:
     return ServiceSpec(
         name="redis",
         argv=(
-            binary, "--port", str(port), "--bind", client_host(settings.stack.host),
-            "--dir", str(folder), "--save", "60 1", "--appendonly", "no",
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            client_host(settings.stack.host),
+            "--dir",
+            str(folder),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
         ),
         readiness=RedisReady(plan.redis_url),
         port=PortSetting(port, "--redis-port", "CHIMP_STACK__REDIS_PORT"),
@@ -85,12 +93,19 @@ def _mlflow_spec(settings: StackSettings, plan: StackPlan) -> ServiceSpec:
     return ServiceSpec(
         name="mlflow",
         argv=(
-            executable("mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination", str(artifacts),
+            executable("mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(artifacts),
             "--serve-artifacts",
-            "--host", settings.stack.host, "--port", str(port),
-            "--workers", "1",
+            "--host",
+            settings.stack.host,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
         ),
         # Job execution spawns a huey consumer and costs ~1.5 GB; CHIMP does not use it.
         env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
@@ -127,33 +142,56 @@ def build_specs(settings: StackSettings, plan: StackPlan) -> list[ServiceSpec]:
         specs.append(_redis_spec(settings, plan))
     specs.append(_mlflow_spec(settings, plan))
     specs.append(
-        _api_spec("training", (train, "serve"), "training", settings.training.port, host,
-                  "--training-port")
+        _api_spec(
+            "training",
+            (train, "serve"),
+            "training",
+            settings.training.port,
+            host,
+            "--training-port",
+        )
     )
     specs.append(
         ServiceSpec(name="worker", argv=(train, "worker"), readiness=None, stage=APP_STAGE)
     )
     specs.append(
-        _api_spec("serving", (executable("chimp-serving"),), "serving", settings.serving.port,
-                  host, "--serving-port")
+        _api_spec(
+            "serving",
+            (executable("chimp-serving"),),
+            "serving",
+            settings.serving.port,
+            host,
+            "--serving-port",
+        )
     )
-    frontend = _api_spec("frontend", (executable("chimp-frontend"),), "frontend",
-                         settings.frontend.port, host, "--frontend-port")
-    specs.append(replace(frontend, env={
-        **frontend.env,
-        "CHIMP_FRONTEND__TRAINING_URL": f"http://{client_host(host)}:{settings.training.port}",
-        "CHIMP_FRONTEND__SERVING_URL": f"http://{client_host(host)}:{settings.serving.port}",
-    }))
+    frontend = _api_spec(
+        "frontend",
+        (executable("chimp-frontend"),),
+        "frontend",
+        settings.frontend.port,
+        host,
+        "--frontend-port",
+    )
+    specs.append(
+        replace(
+            frontend,
+            env={
+                **frontend.env,
+                "CHIMP_FRONTEND__TRAINING_URL": f"http://{client_host(host)}:{settings.training.port}",
+                "CHIMP_FRONTEND__SERVING_URL": f"http://{client_host(host)}:{settings.serving.port}",
+            },
+        )
+    )
     return specs
 
 
-def shared_env(settings: StackSettings, plan: StackPlan) -> dict[str, str]:
+def shared_env(settings: StackSettings, plan: StackPlan, token: str) -> dict[str, str]:
     """What every service of the stack is told, on top of the caller's environment."""
     return {
         "CHIMP_DATA_DIR": str(plan.data_dir),
         "CHIMP_REDIS_URL": plan.redis_url,
         "CHIMP_MLFLOW__TRACKING_URI": mlflow_url(settings),
-        "CHIMP_AUTH__TOKEN": plan.token,
+        "CHIMP_AUTH__TOKEN": token,
         # Log lines must reach the prefixer as they are written, not when a buffer fills.
         "PYTHONUNBUFFERED": "1",
     }

@@ -67,13 +67,18 @@ class Supervisor:
     def pids(self) -> dict[str, int]:
         return {p.spec.name: p.pid for p in self._started if p.pid is not None}
 
+    def ports_are_free(self) -> bool:
+        """Check every port before anything starts; say which service and setting clash."""
+        conflicts = find_conflicts(self._specs, self._options.host)
+        for conflict in conflicts:
+            self.say(f"ERROR: {conflict.message()}")
+        if conflicts:
+            self.say("nothing was started.")
+        return not conflicts
+
     async def run(self, on_ready: str | None = None) -> int:
         """Start everything, block until Ctrl-C/SIGTERM or a death, stop everything."""
-        conflicts = find_conflicts(self._specs, self._options.host)
-        if conflicts:
-            for conflict in conflicts:
-                self.say(f"ERROR: {conflict.message()}")
-            self.say("nothing was started.")
+        if not self.ports_are_free():
             return EXIT_PORT_IN_USE
         self._install_signal_handlers()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Collection
+from pathlib import Path
 from typing import TextIO
 
 from chimp.shared.auth import TOKEN_FILE_NAME, ensure_token_file
@@ -17,7 +18,8 @@ from chimp.stack.services import (
     local_redis_url,
     shared_env,
 )
-from chimp.stack.supervisor import EXIT_FAILED, StackOptions, Supervisor
+from chimp.stack.spec import ServiceSpec
+from chimp.stack.supervisor import EXIT_FAILED, EXIT_PORT_IN_USE, StackOptions, Supervisor
 
 
 async def plan_stack(settings: StackSettings, out: TextIO) -> StackPlan:
@@ -29,21 +31,26 @@ async def plan_stack(settings: StackSettings, out: TextIO) -> StackPlan:
     else:
         redis_url, start_redis = local_redis_url(settings), True
         out.write(
-            f"[chimp] no Redis answers at {settings.redis_url}; starting redis-server "
-            f"with its data in {data_dir / 'redis'}\n"
+            f"[chimp] no Redis answers at {settings.redis_url} (CHIMP_REDIS_URL): chimp up "
+            f"runs its own redis-server, data in {data_dir / 'redis'}\n"
         )
+    return StackPlan(data_dir=data_dir, redis_url=redis_url, start_redis=start_redis)
+
+
+def admin_token(settings: StackSettings, data_dir: Path) -> tuple[str, str | None]:
+    """The token every service enforces, and a note to show when it was just generated."""
     if settings.auth.token is not None:
-        token = settings.auth.token.get_secret_value()
-    else:
-        first_run = not (data_dir / TOKEN_FILE_NAME).exists()
-        token = ensure_token_file(data_dir)
-        if first_run:
-            out.write(
-                f"[chimp] generated the admin token (kept in {data_dir / TOKEN_FILE_NAME}):\n"
-                f"[chimp]   {token}\n"
-                "[chimp] send it as 'Authorization: Bearer <token>' to admin endpoints.\n"
-            )
-    return StackPlan(data_dir=data_dir, redis_url=redis_url, start_redis=start_redis, token=token)
+        return settings.auth.token.get_secret_value(), None
+    path = data_dir / TOKEN_FILE_NAME
+    first_run = not path.exists()
+    token = ensure_token_file(data_dir)
+    if not first_run:
+        return token, None
+    return token, (
+        f"admin token (generated now, kept in {path}):\n"
+        f"[chimp]   {token}\n"
+        "[chimp] send it as 'Authorization: Bearer <token>' to the APIs' admin endpoints."
+    )
 
 
 async def run_up(
@@ -59,16 +66,26 @@ async def run_up(
     except StackError as exc:
         stream.write(f"[chimp] ERROR: {exc}\n")
         return EXIT_FAILED
-    stream.write(f"[chimp] data folder: {plan.data_dir}\n")
     options = StackOptions(
         host=settings.stack.host,
         ready_timeout_s=settings.stack.ready_timeout_s,
         stop_grace_s=settings.stack.stop_grace_s,
     )
-    supervisor = Supervisor(specs, {**base_env, **shared_env(settings, plan)}, options, stream)
+    # Ports first: a run that starts nothing must not create the token (and "use up" its
+    # one-time display) either.
+    if not Supervisor(specs, {}, options, stream).ports_are_free():
+        return EXIT_PORT_IN_USE
+    token, token_note = admin_token(settings, plan.data_dir)
+    stream.write(f"[chimp] data folder: {plan.data_dir}\n")
+    env = {**base_env, **shared_env(settings, plan, token)}
+    supervisor = Supervisor(specs, env, options, stream)
+    notes = [n for n in (token_note, _browser_hint(specs)) if n]
+    return await supervisor.run(on_ready="\n[chimp] ".join(notes) or None)
+
+
+def _browser_hint(specs: list[ServiceSpec]) -> str | None:
     frontend = next((s for s in specs if s.name == "frontend"), None)
-    hint = f"open {frontend.url} in a browser." if frontend and frontend.url else None
-    return await supervisor.run(on_ready=hint)
+    return f"open {frontend.url} in a browser." if frontend and frontend.url else None
 
 
 def up(settings: StackSettings, base_env: dict[str, str], skip: Collection[str] = ()) -> int:

@@ -1,0 +1,192 @@
+"""`chimp up` as a user runs it: the whole stack in a temp data folder on free ports."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from chimp.stack.ports import port_is_free
+from tests.fixtures.ports import free_port
+from tests.stack.procs import alive, descendants
+
+CHIMP = str(Path(sys.executable).parent / "chimp")
+READY_LINE = "all services are ready"
+APP_SERVICES = ("training", "worker", "serving", "frontend")
+# Cold start on a loaded 2-core machine; the stack itself needs far less.
+START_TIMEOUT_S = 300.0
+
+
+@dataclass
+class Ports:
+    mlflow: int = field(default_factory=free_port)
+    redis: int = field(default_factory=free_port)
+    training: int = field(default_factory=free_port)
+    serving: int = field(default_factory=free_port)
+    frontend: int = field(default_factory=free_port)
+
+    def flags(self) -> list[str]:
+        return [f"--{name}-port={port}" for name, port in vars(self).items()]
+
+    def all(self) -> list[int]:
+        return list(vars(self).values())
+
+
+class Up:
+    """A running `chimp up` whose output is collected line by line."""
+
+    def __init__(self, data_dir: Path, ports: Ports, *extra: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHIMP_")}
+        # Nothing answers here, so chimp up starts (and must stop) a redis-server of its own,
+        # and its worker never touches the Redis other tests share.
+        env["CHIMP_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [CHIMP, "up", "--data-dir", str(data_dir), *ports.flags(), *extra],
+            env=env,
+            cwd=data_dir.parent,  # no stray .env from the repo
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            if self.proc.poll() is not None:
+                self._reader.join(timeout=5)
+                pytest.fail(f"chimp up exited ({self.proc.returncode}) early:\n{self.log}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {text!r} after {timeout:.0f}s:\n{self.log}")
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=90)
+        self._reader.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            for pid in descendants(self.proc.pid):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+Start = Callable[..., Up]
+
+
+@pytest.fixture
+def start(data_dir: Path) -> Iterator[Start]:
+    """``start(ports, *flags)`` runs `chimp up`; whatever a failed test left running is killed."""
+    runs: list[Up] = []
+
+    def launch(ports: Ports, *extra: str) -> Up:
+        runs.append(Up(data_dir, ports, *extra))
+        return runs[-1]
+
+    yield launch
+    for run in runs:
+        run.kill()
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (our own http URL)
+        status: int = response.status
+        return 200 <= status < 300
+
+
+def mlflow_post(port: int, path: str, body: dict[str, str]) -> dict[str, object]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/2.0/mlflow/{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        result: dict[str, object] = json.load(response)
+        return result
+
+
+@pytest.mark.slow
+def test_up_starts_every_service_and_ctrl_c_stops_all_of_them(start: Start, data_dir: Path) -> None:
+    ports = Ports()
+    up = start(ports)
+
+    up.wait_for(READY_LINE)
+    for name in ("redis", "mlflow", *APP_SERVICES):
+        assert f"starting {name}" in up.log
+    assert http_ok(f"http://127.0.0.1:{ports.mlflow}/health")
+    for name in ("training", "serving", "frontend"):
+        assert http_ok(f"http://127.0.0.1:{getattr(ports, name)}/health/ready"), name
+    assert redis.Redis(port=ports.redis).ping()
+    token = (data_dir / "admin-token").read_text().strip()
+    assert token in up.log  # shown once, on first run
+    assert any(line.startswith("[serving]") for line in up.lines)
+    experiment = mlflow_post(ports.mlflow, "experiments/create", {"name": "kept"})
+    children = descendants(up.proc.pid)
+    assert len(children) >= 6
+
+    assert up.stop() == 0
+
+    assert "everything is stopped" in up.log
+    assert not [pid for pid in children if alive(pid)]
+    for port in ports.all():
+        assert port_is_free("127.0.0.1", port), port
+
+    # A second start reuses the data folder: same token (not shown again), same MLflow data.
+    again = start(ports, "--skip", ",".join(APP_SERVICES))
+    again.wait_for(READY_LINE)
+    assert token not in again.log
+    found = mlflow_post(ports.mlflow, "experiments/get-by-name", {"experiment_name": "kept"})
+    assert found["experiment"]["experiment_id"] == experiment["experiment_id"]  # type: ignore[index]
+    assert again.stop() == 0
+
+
+def test_a_port_in_use_is_named_and_nothing_starts(start: Start) -> None:
+    ports = Ports()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports.training))
+        taken.listen()
+        up = start(ports)
+        code = up.proc.wait(timeout=120)
+        up._reader.join(timeout=5)
+
+    assert code != 0
+    assert f"port {ports.training}" in up.log
+    assert "training cannot start" in up.log
+    assert "--training-port" in up.log
+    assert "CHIMP_TRAINING__PORT" in up.log
+    assert "nothing was started" in up.log
+    assert "[chimp] starting" not in up.log
+    assert "admin token" not in up.log
