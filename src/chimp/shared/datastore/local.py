@@ -156,16 +156,25 @@ class LocalDatastore(Datastore):
 
     def _manifest(self, name: str) -> DatasetManifest:
         info = self._require(name).info(name)
-        return DatasetManifest(**info.model_dump(), entries=self._entries(name))
+        try:
+            entries = self._entries(name)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"dataset {name!r} was deleted while being read") from exc
+        return DatasetManifest(**info.model_dump(), entries=entries)
 
     def _download(self, name: str, dest: Path) -> Path:
         self._require(name)
         source = self.root / name
         dest.mkdir(parents=True, exist_ok=True)
-        for entry in self._entries(name):
-            target = dest / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / entry.path, target)
+        try:
+            for entry in self._entries(name):
+                target = dest / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / entry.path, target)
+        except FileNotFoundError as exc:
+            if (source / MARKER_NAME).exists():
+                raise  # the dataset is intact: the problem is on the destination side
+            raise NotFoundError(f"dataset {name!r} was deleted while being read") from exc
         return dest
 
     def _delete(self, name: str) -> None:
