@@ -1,0 +1,105 @@
+"""Promotion rules, and the connector registering staged models in a real MLflow registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chimp.shared.errors import BadRequestError
+from chimp.shared.registry import ModelRegistry
+from chimp.shared.schemas.models import InputSpec, ModelMetadata
+from chimp.training.connector import RegistryConnector
+from chimp.training.promotion import aliases_for_new_version, check_alias
+from tests.fixtures.onnx_models import make_tiny_onnx
+
+LABELS = ["a", "b"]
+SPEC = InputSpec(height=4, width=4)
+
+
+@pytest.mark.parametrize(
+    ("existing", "user_id", "promote", "expected"),
+    [
+        ({}, None, False, ["production"]),
+        ({"production": "1"}, None, False, ["staging"]),
+        ({"production": "1"}, None, True, ["production"]),
+        ({"staging": "2"}, None, False, ["production"]),
+        ({}, "ann", False, ["user-ann", "production"]),
+        ({"production": "1"}, "ann", False, ["user-ann"]),
+        ({"production": "1"}, "ann", True, ["user-ann", "production"]),
+    ],
+)
+def test_aliases_for_new_version(
+    existing: dict[str, str], user_id: str | None, promote: bool, expected: list[str]
+) -> None:
+    assert aliases_for_new_version(existing, user_id=user_id, promote=promote) == expected
+
+
+@pytest.mark.parametrize("alias", ["production", "staging", "user-ann_1"])
+def test_known_aliases_pass(alias: str) -> None:
+    check_alias(alias)
+
+
+@pytest.mark.parametrize("alias", ["champion", "user-", "user-a b", "latest"])
+def test_other_aliases_are_refused(alias: str) -> None:
+    with pytest.raises(BadRequestError):
+        check_alias(alias)
+
+
+def _stage(connector: RegistryConnector, name: str, tmp: Path, seed: int) -> None:
+    onnx = make_tiny_onnx(tmp / f"m{seed}.onnx", LABELS, SPEC, seed=seed)
+    metadata = ModelMetadata(task="image-classification", labels=LABELS, input=SPEC)
+    connector.store_model(
+        name, onnx, metadata, metrics={"acc": 0.5}, metric_history={"loss": [2.0, 1.0]}
+    )
+
+
+def _connector(registry: ModelRegistry, tmp: Path, **kwargs: object) -> RegistryConnector:
+    return RegistryConnector(
+        registry_factory=lambda: registry, download_dir=tmp / "dl", **kwargs  # type: ignore[arg-type]
+    )
+
+
+def test_commit_registers_and_promotes_by_the_rules(
+    registry: ModelRegistry, model_name: str, tmp_path: Path
+) -> None:
+    first = _connector(registry, tmp_path)
+    assert first.get_production_model(model_name) is None
+    _stage(first, model_name, tmp_path, 1)
+    assert model_name not in {m.name for m in registry.list_models()}  # staged, not registered
+    (v1,) = first.commit()
+    assert v1.aliases == ["production"]
+    assert v1.metrics["acc"] == 0.5
+    assert v1.tags["chimp.task"] == "image-classification"
+
+    later = _connector(registry, tmp_path)
+    _stage(later, model_name, tmp_path, 2)
+    (v2,) = later.commit()
+    assert v2.aliases == ["staging"]
+
+    user = _connector(registry, tmp_path, user_id="ann")
+    _stage(user, model_name, tmp_path, 3)
+    (v3,) = user.commit()
+    assert v3.aliases == ["user-ann"]
+
+    promoted = _connector(registry, tmp_path, promote=True)
+    _stage(promoted, model_name, tmp_path, 4)
+    (v4,) = promoted.commit()
+    assert v4.aliases == ["production"]
+    assert registry.aliases(model_name) == {
+        "production": v4.version, "staging": v2.version, "user-ann": v3.version
+    }  # fmt: skip
+
+    production = promoted.get_production_model(model_name)
+    assert production is not None
+    assert production.version.version == v4.version
+    assert production.onnx_path.read_bytes() == (tmp_path / "m4.onnx").read_bytes()
+    assert registry.metric_history(model_name, v4.version, "loss") == [(0, 2.0), (1, 1.0)]
+
+
+def test_a_plugin_that_never_commits_registers_nothing(
+    registry: ModelRegistry, model_name: str, tmp_path: Path
+) -> None:
+    connector = _connector(registry, tmp_path)
+    _stage(connector, model_name, tmp_path, 1)
+    assert model_name not in {m.name for m in registry.list_models()}
