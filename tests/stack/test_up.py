@@ -127,10 +127,11 @@ def http_ok(url: str) -> bool:
         return 200 <= status < 300
 
 
-def mlflow_post(port: int, path: str, body: dict[str, str]) -> dict[str, object]:
+def mlflow_call(port: int, path: str, body: dict[str, str] | None = None) -> dict[str, object]:
+    """POST ``body`` to MLflow's REST API, or GET ``path`` (with its query) without one."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/2.0/mlflow/{path}",
-        data=json.dumps(body).encode(),
+        data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
@@ -153,7 +154,7 @@ def test_up_starts_every_service_and_ctrl_c_stops_all_of_them(start: Start, data
     token = (data_dir / "admin-token").read_text().strip()
     assert token in up.log  # shown once, on first run
     assert any(line.startswith("[serving]") for line in up.lines)
-    experiment = mlflow_post(ports.mlflow, "experiments/create", {"name": "kept"})
+    experiment = mlflow_call(ports.mlflow, "experiments/create", {"name": "kept"})
     children = descendants(up.proc.pid)
     assert len(children) >= 6
 
@@ -168,7 +169,7 @@ def test_up_starts_every_service_and_ctrl_c_stops_all_of_them(start: Start, data
     again = start(ports, "--skip", ",".join(APP_SERVICES))
     again.wait_for(READY_LINE)
     assert token not in again.log
-    found = mlflow_post(ports.mlflow, "experiments/get-by-name", {"experiment_name": "kept"})
+    found = mlflow_call(ports.mlflow, "experiments/get-by-name?experiment_name=kept")
     assert found["experiment"]["experiment_id"] == experiment["experiment_id"]  # type: ignore[index]
     assert again.stop() == 0
 
