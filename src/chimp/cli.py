@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         env = f"CHIMP_{section.upper()}__{field.upper()}"
         up.add_argument(f"--{flag.replace('_', '-')}", type=int, metavar="PORT", help=f"({env})")
     up.add_argument(
-        "--skip", default="", metavar="NAMES",
+        "--skip",
+        default="",
+        metavar="NAMES",
         help="comma-separated services not to start, e.g. frontend,worker",
     )
 
@@ -61,7 +63,11 @@ def _up(args: argparse.Namespace) -> int:
             current = getattr(settings, section)
             setattr(settings, section, current.model_copy(update={field: value}))
     skip = {name.strip() for name in args.skip.split(",") if name.strip()}
-    return up(settings, dict(os.environ), skip)
+    try:
+        return up(settings, dict(os.environ), skip)
+    except KeyboardInterrupt:  # Ctrl-C before the supervisor took over the signal
+        print("chimp up: interrupted before anything was started", file=sys.stderr)
+        return 130
 
 
 def _init(args: argparse.Namespace) -> int:
