@@ -15,15 +15,25 @@ ProviderChoice = Literal["auto", "cpu", "cuda"]
 class DetectorConfig(Section):
     """OpenCV Haar face detection, tuned for live video rather than recall on tiny faces."""
 
+    cascade: str = Field(
+        default="haarcascade_frontalface_alt2.xml",
+        description="OpenCV Haar cascade file under cv2.data.haarcascades. alt2 measured faster "
+        "than 'default' at the same recall on webcam-like frames.",
+    )
     max_side: int = Field(
-        default=320,
+        default=240,
         ge=32,
         description="Detection runs on a copy downscaled so its longer side is at most this. "
-        "Haar cost grows with pixel count; webcam faces stay large enough at 320 px.",
+        "Haar cost grows with pixel count; webcam faces stay large enough at 240 px.",
     )
     scale_factor: float = Field(default=1.2, gt=1.0)
     min_neighbors: int = Field(default=5, ge=0)
-    min_size: int = Field(default=40, ge=1, description="Smallest face, in image pixels.")
+    min_size: int = Field(
+        default=64,
+        ge=1,
+        description="Smallest face in original image pixels (64 px = 1/7.5 of a 480-px frame). "
+        "Smaller values find smaller faces and cost more.",
+    )
     crop_margin: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Extra border around each face, as a fraction."
     )

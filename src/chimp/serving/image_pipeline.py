@@ -63,6 +63,7 @@ class ImagePipeline:
         self._config = config
         self._limiter = limiter
         self._detector_config = FaceDetectorConfig(
+            cascade=config.cascade,
             scale_factor=config.scale_factor,
             min_neighbors=config.min_neighbors,
             min_size=config.min_size,
