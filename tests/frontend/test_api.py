@@ -89,7 +89,7 @@ async def test_calibration_trains_the_callers_model_on_their_dataset(
     assert response.status_code == 202, response.text
     task = response.json()
     assert training_state.runs == [{
-        "plugin": "emotion_recognition", "arguments": {"epochs": 8},
+        "plugin": "emotion_recognition", "arguments": {"mode": "calibrate", "epochs": 8},
         "datasets": {"train": dataset}, "user_id": session["user_id"], "promote": False,
     }]
     followed = (await client.get(f"/api/tasks/{task['task_id']}")).json()

@@ -8,7 +8,8 @@ from pydantic import Field, SecretStr, field_validator
 
 from chimp.shared.settings import ChimpSettings, Section
 
-DEFAULT_EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+# The order of the built-in emotion plugin's labels.
+DEFAULT_EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 
 
@@ -33,8 +34,8 @@ class FrontendConfig(Section):
     calibration_frames: int = Field(default=12, ge=1, le=100)
     calibration_countdown: int = Field(default=3, ge=0, le=10, description="Seconds before each.")
     calibration_arguments: dict[str, int | float | str | bool] = Field(
-        default_factory=lambda: dict[str, int | float | str | bool](epochs=8),
-        description="Plugin arguments of a calibration run.",
+        default_factory=lambda: dict[str, int | float | str | bool](mode="calibrate", epochs=8),
+        description="Plugin arguments of a calibration run (fine-tunes production when any).",
     )
     users: dict[str, SecretStr] = Field(
         default_factory=dict,

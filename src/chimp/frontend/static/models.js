@@ -5,6 +5,7 @@
   const { el, api, banner, when } = chimp;
   const PICTURE = /\.(png|jpe?g|svg|gif)$/i;
   const DEFAULT_PICTURES = ["confusion_matrix.png", "training_curves.png"];
+  const PER_CLASS = /^(f1|precision|recall|support)_/;
 
   function listOf(body, key) {
     return Array.isArray(body) ? body : (body && body[key]) || [];
@@ -37,14 +38,21 @@
       })));
   }
 
-  async function act(label, call) {
+  /** Run an action whose promise resolves to what to tell the user, then reload. */
+  async function act(call) {
     try {
-      await call();
-      banner(label, "info");
+      banner(await call(), "info");
     } catch (err) {
       banner(err.message, "bad");
     }
     await load();
+  }
+
+  function metricsTable(rows, empty) {
+    return el("table", { class: "table" }, el("tbody", {}, rows.length
+      ? rows.map(([k, x]) => el("tr", {}, el("td", {}, k),
+        el("td", {}, typeof x === "number" ? x.toFixed(4) : String(x))))
+      : el("tr", {}, el("td", { class: "muted" }, empty))));
   }
 
   function versionRow(model, v) {
@@ -53,8 +61,10 @@
     const metrics = Object.entries(v.metrics || {}).sort();
     const promote = el("button", {
       class: "primary", disabled: aliases.includes("production"), dataset: { action: "promote", version: v.version },
-      onclick: () => act(`Version ${v.version} is now in production.`, () =>
-        api(`models/${encodeURIComponent(model)}/aliases/production`, { method: "POST", json: { version: v.version } })),
+      onclick: () => act(async () => {
+        await api(`models/${encodeURIComponent(model)}/aliases/production`, { method: "POST", json: { version: v.version } });
+        return `Version ${v.version} is now in production.`;
+      }),
     }, aliases.includes("production") ? "In production" : "Promote to production");
     return el("div", { class: "version", dataset: { version: v.version } },
       el("div", {},
@@ -63,12 +73,13 @@
         meta.dataset ? el("div", { class: "muted" }, "dataset: ", meta.dataset) : null,
         meta.plugin ? el("div", { class: "muted" }, "plugin: ", meta.plugin) : null,
         el("div", { class: "actions" }, promote)),
-      el("div", {},
-        el("table", { class: "table metrics" },
-          el("tbody", {}, metrics.length ? metrics.map(([k, x]) => el("tr", {}, el("td", {}, k),
-            el("td", {}, typeof x === "number" ? x.toFixed(4) : String(x))))
-            : el("tr", {}, el("td", { class: "muted" }, "no metrics")))),
-        pictures(model, v)));
+      el("div", { class: "metrics" },
+        metricsTable(metrics.filter(([k]) => !PER_CLASS.test(k)), "no metrics"),
+        metrics.some(([k]) => PER_CLASS.test(k))
+          ? el("details", {}, el("summary", {}, "per-class metrics"),
+            metricsTable(metrics.filter(([k]) => PER_CLASS.test(k)), ""))
+          : null),
+      pictures(model, v));
   }
 
   async function renderModel(m, served) {
@@ -83,9 +94,9 @@
     const servedHere = served && served.find((s) => s.name === m.name);
     const rollback = el("button", {
       dataset: { action: "rollback" },
-      onclick: () => act("Rolled back.", async () => {
+      onclick: () => act(async () => {
         const r = await api(`models/${encodeURIComponent(m.name)}/rollback`, { method: "POST" });
-        banner(`production: v${r.previous} → v${r.version}`, "info");
+        return `Rolled back production: v${r.previous} → v${r.version}`;
       }),
     }, "Roll back production");
     return el("section", { class: "card model", dataset: { model: m.name } },

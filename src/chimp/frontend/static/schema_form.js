@@ -9,6 +9,11 @@ const chimpSchemaForm = (() => {
     if (prop.anyOf) {
       const real = prop.anyOf.filter((p) => p.type !== "null");
       if (real.length === 1) return { ...prop, ...real[0], nullable: true };
+      // A float argument also accepts ints (JSON has one number type): a number input.
+      const types = new Set(real.map((p) => p.type));
+      if (types.size && [...types].every((t) => t === "number" || t === "integer")) {
+        return { ...prop, type: types.has("number") ? "number" : "integer", nullable: true };
+      }
     }
     return prop;
   }
