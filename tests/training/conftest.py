@@ -39,7 +39,7 @@ def make_settings(tmp_path: Path, redis_url: str, redis_prefix: str) -> Settings
         config.update(training)
         (tmp_path / "task-tmp").mkdir(exist_ok=True)
         return TrainingSettings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             data_dir=tmp_path / "data",
             redis_url=redis_url,
             datastore=datastore

@@ -18,7 +18,8 @@ def pattern(label_index: int, size: int, rng: np.random.Generator) -> np.ndarray
     freq = 2 + label_index
     wave = np.sin(2 * np.pi * freq * (x * np.cos(angle) + y * np.sin(angle)))
     noise = rng.normal(0, 0.25, (size, size))
-    return np.clip(127 + 100 * wave + 40 * noise, 0, 255).astype(np.uint8)
+    image: np.ndarray = np.clip(127 + 100 * wave + 40 * noise, 0, 255).astype(np.uint8)
+    return image
 
 
 def write_folder_dataset(

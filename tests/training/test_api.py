@@ -24,9 +24,7 @@ def make_zip(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-async def upload(
-    client: httpx.AsyncClient, name: str, data: bytes, **form: str
-) -> httpx.Response:
+async def upload(client: httpx.AsyncClient, name: str, data: bytes, **form: str) -> httpx.Response:
     return await client.post(
         "/datasets",
         files={"file": ("data.zip", data, "application/zip")},
@@ -43,7 +41,8 @@ async def test_readiness_names_the_dependency_that_is_down(client: httpx.AsyncCl
     response = await client.get("/health/ready")
     assert response.status_code == 503
     checks = response.json()["checks"]
-    assert checks["redis"]["ok"] and checks["datastore"]["ok"]
+    assert checks["redis"]["ok"]
+    assert checks["datastore"]["ok"]
     assert not checks["mlflow"]["ok"]
 
 
@@ -71,7 +70,10 @@ async def test_dataset_upload_list_manifest_delete(client: httpx.AsyncClient) ->
     assert created.json()["files"] == 2
     assert [d["name"] for d in (await client.get("/datasets")).json()] == ["faces"]
     manifest = (await client.get("/datasets/faces")).json()
-    assert sorted(e["path"] for e in manifest["entries"]) == ["train/happy/a.png", "train/sad/b.png"]
+    assert sorted(e["path"] for e in manifest["entries"]) == [
+        "train/happy/a.png",
+        "train/sad/b.png",
+    ]
     assert (await upload(client, "faces", data)).status_code == 409
     assert (await upload(client, "faces", data, overwrite="true")).status_code == 201
     assert (await client.delete("/datasets/faces")).status_code == 204

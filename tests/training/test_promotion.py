@@ -56,7 +56,9 @@ def _stage(connector: RegistryConnector, name: str, tmp: Path, seed: int) -> Non
 
 def _connector(registry: ModelRegistry, tmp: Path, **kwargs: object) -> RegistryConnector:
     return RegistryConnector(
-        registry_factory=lambda: registry, download_dir=tmp / "dl", **kwargs  # type: ignore[arg-type]
+        registry_factory=lambda: registry,
+        download_dir=tmp / "dl",
+        **kwargs,  # type: ignore[arg-type]
     )
 
 

@@ -121,7 +121,9 @@ async def test_failing_plugin_marks_the_task_failed_with_its_error(
 
 
 async def test_cancel_stops_a_running_task(
-    client: httpx.AsyncClient, worker: object, settings: TrainingSettings,
+    client: httpx.AsyncClient,
+    worker: object,
+    settings: TrainingSettings,
     redis_client: aioredis.Redis,
 ) -> None:
     task_id = await run_task(
