@@ -87,7 +87,8 @@ def test_webcam_frames_are_cut_to_the_face(tmp_path: Path) -> None:
 
     from chimp.shared.vision import FaceDetector
 
-    frame = cv2.cvtColor(skdata.astronaut()  # type: ignore[no-untyped-call], cv2.COLOR_RGB2BGR)  # 512x512 with one face
+    photo = skdata.astronaut()  # type: ignore[no-untyped-call]
+    frame = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)  # 512x512 with one face
     folder = tmp_path / "ds" / "train" / "happy"
     folder.mkdir(parents=True)
     cv2.imwrite(str(folder / "frame.png"), frame)
