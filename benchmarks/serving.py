@@ -188,12 +188,23 @@ def start_serving(
 # -- load ---------------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (Linux /proc): robust to other load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class LoadResult:
     requests: int
     failures: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_s: float = float("nan")
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu_s / max(1, self.requests)
 
     @property
     def rps(self) -> float:
@@ -281,8 +292,15 @@ def image_sender(jpeg: bytes) -> Send:
 def row(label: str, result: LoadResult) -> str:
     return (
         f"| {label:<34} | {result.rps:8.1f} | {result.pct(50):7.2f} | {result.pct(99):7.2f} "
-        f"| {result.failures:4d} |"
+        f"| {result.cpu_ms_per_request:7.2f} | {result.failures:4d} |"
     )
+
+
+def measure(url: str, pid: int, send: Send, concurrency: int, seconds: float) -> LoadResult:
+    before = cpu_seconds(pid)
+    result = asyncio.run(load(url, send, concurrency, seconds))
+    result.server_cpu_s = cpu_seconds(pid) - before
+    return result
 
 
 async def alias_moves(
@@ -329,29 +347,41 @@ def main() -> None:
             versions = [registry.log_model_version(MODEL, p, metadata).version for p in onnx_paths]
             registry.set_alias(MODEL, PRODUCTION, versions[0])
             modes = {"both": [True, False], "on": [True], "off": [False]}[args.batching]
-            print("| run                                |    req/s | p50 ms  | p99 ms  | fail |")
-            print("|------------------------------------|---------:|--------:|--------:|-----:|")
+            print(f"load average before: {os.getloadavg()}")
+            print(
+                "| run                                |    req/s | p50 ms  | p99 ms  "
+                "| srv CPU ms/req | fail |"
+            )
+            print(
+                "|------------------------------------|---------:|--------:|--------:"
+                "|--------:|-----:|"
+            )
             best: dict[bool, float] = {}
-            for batching in modes:
-                tag = "batching on" if batching else "batching off"
-                proc, url = start_serving(workdir, mlflow_url, batching, tag.replace(" ", "-"))
-                try:
-                    for name, send in (
-                        ("v2 infer", v2_sender()),
-                        ("predict-image", image_sender(jpeg)),
-                    ):
-                        for c in (1, 16):
-                            result = asyncio.run(load(url, send, c, args.seconds))
+            # Both servers run side by side and the runs alternate, so a burst of other load
+            # on the machine does not favour one setting.
+            servers = {
+                b: start_serving(workdir, mlflow_url, b, "on" if b else "off") for b in modes
+            }
+            try:
+                for name, send in (
+                    ("v2 infer", v2_sender()),
+                    ("predict-image", image_sender(jpeg)),
+                ):
+                    for c in (1, 16):
+                        for batching, (proc, url) in servers.items():
+                            tag = "batching on" if batching else "batching off"
+                            result = measure(url, proc.pid, send, c, args.seconds)
                             print(row(f"{name} c={c} ({tag})", result), flush=True)
                             if name == "v2 infer" and c == 16:
                                 best[batching] = result.rps
-                finally:
+            finally:
+                for proc, _ in servers.values():
                     stop(proc)
             for batching, rps in best.items():
                 tag = "batching on" if batching else "batching off"
                 share = 100 * rps / raw
                 print(f"\nv2 infer c=16 ({tag}): {rps:.1f} req/s = {share:.0f}% of raw ORT")
-            proc, url = start_serving(workdir, mlflow_url, modes[0], "moves")
+            proc, url = start_serving(workdir, mlflow_url, modes[-1], "moves")  # the default: off
             try:
                 v2_res, img_res, seen = asyncio.run(alias_moves(url, registry, versions, jpeg, 10))
             finally:
