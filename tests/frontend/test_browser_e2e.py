@@ -62,7 +62,7 @@ def services(
 def web(services: RealServices) -> Iterator[str]:
     settings = FrontendSettings(
         model_name=services.model_name,
-        auth={"token": SecretStr(services.token)},  # type: ignore[arg-type]
+        auth={"token": SecretStr(services.token)},
         frontend=FrontendConfig(
             training_url=services.training_url,
             serving_url=services.serving_url,
