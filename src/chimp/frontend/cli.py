@@ -22,7 +22,9 @@ def _serve(args: argparse.Namespace) -> int:
         cfg = settings.frontend
     setup_logging(settings.log_level, service="frontend")
     uvicorn.run(create_app(settings), host=cfg.host, port=cfg.port,
-                log_level=settings.log_level.lower(), proxy_headers=True)
+                log_level=settings.log_level.lower(), proxy_headers=True,
+                # The sans-I/O websockets protocol: the legacy one is deprecated upstream.
+                ws="websockets-sansio")
     return 0
 
 
