@@ -61,9 +61,13 @@ def stub_serving() -> FastAPI:
         scores = {e: 1 / 7 for e in EMOTIONS}
         return {
             "model": {"name": "stub", "version": "1", "alias": "production"},
-            "mode": "faces", "width": image.shape[1], "height": image.shape[0],
-            "faces": [{"box": b.model_dump(), "scores": scores, "label": "happy",
-                       "score": 1 / 7} for b in boxes],
+            "mode": "faces",
+            "width": image.shape[1],
+            "height": image.shape[0],
+            "faces": [
+                {"box": b.model_dump(), "scores": scores, "label": "happy", "score": 1 / 7}
+                for b in boxes
+            ],
         }
 
     @app.post("/models/{name}/predict-image")
@@ -77,8 +81,11 @@ def stub_serving() -> FastAPI:
 @contextmanager
 def serve(app: FastAPI) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           ws="websockets-sansio"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"
+        )
+    )
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     try:
@@ -95,20 +102,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def measure(browser: Browser, url: str, sessions: int, warmup_s: float, duration_s: float
-            ) -> dict[str, float]:
-    contexts = [browser.new_context(viewport={"width": 960, "height": 640})
-                for _ in range(sessions)]
+def measure(
+    browser: Browser, url: str, sessions: int, warmup_s: float, duration_s: float
+) -> dict[str, float]:
+    contexts = [
+        browser.new_context(viewport={"width": 960, "height": 640}) for _ in range(sessions)
+    ]
     pages = [c.new_page() for c in contexts]
     try:
         for page in pages:
             page.goto(url + "/")
         for page in pages:
-            page.wait_for_function("window.chimpLive && window.chimpLive.frames > 3",
-                                   timeout=60000)
+            page.wait_for_function("window.chimpLive && window.chimpLive.frames > 3", timeout=60000)
         time.sleep(warmup_s)
-        start = [p.evaluate("[window.chimpLive.frames, window.chimpLive.latencies.length]")
-                 for p in pages]
+        start = [
+            p.evaluate("[window.chimpLive.frames, window.chimpLive.latencies.length]")
+            for p in pages
+        ]
         began = time.monotonic()
         time.sleep(duration_s)
         elapsed = time.monotonic() - began
@@ -117,7 +127,8 @@ def measure(browser: Browser, url: str, sessions: int, warmup_s: float, duration
         states = set()
         for page, (f0, n0) in zip(pages, start, strict=True):
             f1, lat, state = page.evaluate(
-                "[window.chimpLive.frames, window.chimpLive.latencies, window.chimpLive.state]")
+                "[window.chimpLive.frames, window.chimpLive.latencies, window.chimpLive.state]"
+            )
             frames += f1 - f0
             latencies.extend(lat[n0:])
             states.add(state)
@@ -138,8 +149,9 @@ def measure(browser: Browser, url: str, sessions: int, warmup_s: float, duration
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frontend-url", help="a running web app; default: start one")
-    parser.add_argument("--max-fps", type=float, default=30.0,
-                        help="frame-rate cap of the self-started web app")
+    parser.add_argument(
+        "--max-fps", type=float, default=30.0, help="frame-rate cap of the self-started web app"
+    )
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=15.0)
@@ -151,20 +163,25 @@ def main() -> int:
             what = f"web app at {url} (its own serving and model)"
         else:
             serving_url = stack.enter_context(serve(stub_serving()))
-            settings = FrontendSettings(frontend=FrontendConfig(serving_url=serving_url,
-                                                                max_fps=args.max_fps))
+            settings = FrontendSettings(
+                frontend=FrontendConfig(serving_url=serving_url, max_fps=args.max_fps)
+            )
             url = stack.enter_context(serve(create_app(settings)))
             what = f"self-started web app, stub serving (Haar detection), cap {args.max_fps} fps"
         camera = write_y4m(Path(tmp) / "face.y4m", face_frame(), frames=30, fps=30)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(camera))
             print(f"frontend round trip ({what}); {args.duration:.0f}s per run")
-            print(f"{'sessions':>8} {'p50 ms':>8} {'p99 ms':>8} {'fps total':>10} "
-                  f"{'fps/session':>12} {'frames':>7}")
+            print(
+                f"{'sessions':>8} {'p50 ms':>8} {'p99 ms':>8} {'fps total':>10} "
+                f"{'fps/session':>12} {'frames':>7}"
+            )
             for n in args.sessions:
                 r = measure(browser, url, n, args.warmup, args.duration)
-                print(f"{n:>8} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['fps_total']:>10.1f} "
-                      f"{r['fps_per_session']:>12.1f} {r['frames']:>7.0f}")
+                print(
+                    f"{n:>8} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['fps_total']:>10.1f} "
+                    f"{r['fps_per_session']:>12.1f} {r['frames']:>7.0f}"
+                )
             browser.close()
     return 0
 

@@ -68,11 +68,22 @@ def fake_serving(state: ServingState, model_name: str = "emotion-recognition") -
         else:
             return _error(404, f"no version of '{name}' is in production", "not_found")
         scores = {e: (0.7 if e == "happy" else 0.05) for e in EMOTIONS}
-        return JSONResponse({
-            "model": ref.model_dump(), "mode": "faces", "width": 640, "height": 480,
-            "faces": [{"box": {"x": 200, "y": 100, "w": 180, "h": 180}, "scores": scores,
-                       "label": "happy", "score": 0.7}],
-        })
+        return JSONResponse(
+            {
+                "model": ref.model_dump(),
+                "mode": "faces",
+                "width": 640,
+                "height": 480,
+                "faces": [
+                    {
+                        "box": {"x": 200, "y": 100, "w": 180, "h": 180},
+                        "scores": scores,
+                        "label": "happy",
+                        "score": 0.7,
+                    }
+                ],
+            }
+        )
 
     return app
 
@@ -89,13 +100,25 @@ class TrainingState:
 
 
 PLUGIN = {
-    "name": "emotion_recognition", "version": "1.0", "description": "CNN on face crops",
-    "arguments": [{"name": "epochs", "type": "int", "description": "passes", "optional": True,
-                   "default": 5, "choices": None}],
+    "name": "emotion_recognition",
+    "version": "1.0",
+    "description": "CNN on face crops",
+    "arguments": [
+        {
+            "name": "epochs",
+            "type": "int",
+            "description": "passes",
+            "optional": True,
+            "default": 5,
+            "choices": None,
+        }
+    ],
     "datasets": [{"name": "train", "description": "labelled faces", "optional": False}],
     "model_return_type": "onnx",
-    "argument_schema": {"type": "object", "properties": {
-        "epochs": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": 5}}},
+    "argument_schema": {
+        "type": "object",
+        "properties": {"epochs": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": 5}},
+    },
 }
 
 
@@ -131,8 +154,12 @@ def fake_training(state: TrainingState, model_name: str = "emotion-recognition")
         except zipfile.BadZipFile:
             return _error(422, "the upload is not a zip file", "invalid_input")
         state.uploads.append((dataset_name, names))
-        info = {"name": dataset_name, "files": len(names), "size_bytes": len(data),
-                "created_at": _now()}
+        info = {
+            "name": dataset_name,
+            "files": len(names),
+            "size_bytes": len(data),
+            "created_at": _now(),
+        }
         state.datasets[dataset_name] = info
         return JSONResponse(info, status_code=201)
 
@@ -142,19 +169,35 @@ def fake_training(state: TrainingState, model_name: str = "emotion-recognition")
             return _error(404, f"unknown plugin '{plugin}'", "not_found")
         epochs = body.get("arguments", {}).get("epochs")
         if epochs is not None and not isinstance(epochs, int):
-            return JSONResponse({"error": "invalid arguments: epochs", "code": "validation_error",
-                                 "detail": [{"loc": ["arguments", "epochs"],
-                                             "msg": "Input should be a valid integer"}]},
-                                status_code=422)
+            return JSONResponse(
+                {
+                    "error": "invalid arguments: epochs",
+                    "code": "validation_error",
+                    "detail": [
+                        {"loc": ["arguments", "epochs"], "msg": "Input should be a valid integer"}
+                    ],
+                },
+                status_code=422,
+            )
         state.runs.append({"plugin": plugin, **body})
         for hook in state.on_run:
             hook(body)
         task_id = uuid.uuid4().hex
-        task = {"task_id": task_id, "plugin": plugin, "status": "succeeded", "progress": 1.0,
-                "message": "done", "arguments": body.get("arguments", {}),
-                "datasets": body.get("datasets", {}), "user_id": body.get("user_id"),
-                "result": None, "error": None, "created_at": _now(), "started_at": _now(),
-                "finished_at": _now()}
+        task = {
+            "task_id": task_id,
+            "plugin": plugin,
+            "status": "succeeded",
+            "progress": 1.0,
+            "message": "done",
+            "arguments": body.get("arguments", {}),
+            "datasets": body.get("datasets", {}),
+            "user_id": body.get("user_id"),
+            "result": None,
+            "error": None,
+            "created_at": _now(),
+            "started_at": _now(),
+            "finished_at": _now(),
+        }
         state.tasks[task_id] = task
         return JSONResponse(task, status_code=202)
 
@@ -214,6 +257,13 @@ def fake_training(state: TrainingState, model_name: str = "emotion-recognition")
 
 
 def version(number: str, *aliases: str, user: str | None = None) -> dict[str, Any]:
-    return {"name": "emotion-recognition", "version": number, "aliases": list(aliases),
-            "metrics": {"accuracy": 0.5}, "tags": {"chimp.user_id": user} if user else {},
-            "metadata": None, "created_at": _now(), "run_id": None}
+    return {
+        "name": "emotion-recognition",
+        "version": number,
+        "aliases": list(aliases),
+        "metrics": {"accuracy": 0.5},
+        "tags": {"chimp.user_id": user} if user else {},
+        "metadata": None,
+        "created_at": _now(),
+        "run_id": None,
+    }

@@ -51,7 +51,10 @@ class RealServices:
 def _process(code: str, args: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", code, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-c", code, *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:

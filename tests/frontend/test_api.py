@@ -42,7 +42,8 @@ async def test_dataset_upload_streams_to_training_with_the_admin_token(
 ) -> None:
     data = _zip(["train/happy/000.jpg", "train/sad/000.jpg"])
     response = await client.post(
-        "/api/datasets", files={"file": ("d.zip", data, "application/zip")},
+        "/api/datasets",
+        files={"file": ("d.zip", data, "application/zip")},
         data={"dataset_name": "faces"},
     )
     assert response.status_code == 201, response.text
@@ -54,8 +55,9 @@ async def test_dataset_upload_streams_to_training_with_the_admin_token(
 
 
 async def test_upload_that_is_not_multipart_is_refused(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/datasets", content=b"zip?",
-                                 headers={"content-type": "application/zip"})
+    response = await client.post(
+        "/api/datasets", content=b"zip?", headers={"content-type": "application/zip"}
+    )
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
 
@@ -74,8 +76,9 @@ async def test_backend_validation_errors_reach_the_browser_unchanged(
 
 
 async def test_unknown_fields_in_a_run_request_are_refused(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/tasks/run/emotion_recognition",
-                                 json={"arguments": {}, "user_id": "someone-else"})
+    response = await client.post(
+        "/api/tasks/run/emotion_recognition", json={"arguments": {}, "user_id": "someone-else"}
+    )
     assert response.status_code == 422
     assert "user_id" in response.json()["error"]
 
@@ -88,10 +91,15 @@ async def test_calibration_trains_the_callers_model_on_their_dataset(
     response = await client.post("/api/calibration", json={"dataset": dataset})
     assert response.status_code == 202, response.text
     task = response.json()
-    assert training_state.runs == [{
-        "plugin": "emotion_recognition", "arguments": {"mode": "calibrate", "epochs": 8},
-        "datasets": {"train": dataset}, "user_id": session["user_id"], "promote": False,
-    }]
+    assert training_state.runs == [
+        {
+            "plugin": "emotion_recognition",
+            "arguments": {"mode": "calibrate", "epochs": 8},
+            "datasets": {"train": dataset},
+            "user_id": session["user_id"],
+            "promote": False,
+        }
+    ]
     followed = (await client.get(f"/api/tasks/{task['task_id']}")).json()
     assert followed["status"] == "succeeded"
 
@@ -107,8 +115,9 @@ async def test_calibration_on_someone_elses_dataset_is_refused(
 async def test_cancel_a_finished_task_says_why(
     client: httpx.AsyncClient, training_state: TrainingState
 ) -> None:
-    run = await client.post("/api/tasks/run/emotion_recognition",
-                            json={"datasets": {"train": "faces"}})
+    run = await client.post(
+        "/api/tasks/run/emotion_recognition", json={"datasets": {"train": "faces"}}
+    )
     response = await client.post(f"/api/tasks/{run.json()['task_id']}/cancel")
     assert response.status_code == 409
     assert "already succeeded" in response.json()["error"]
@@ -124,10 +133,13 @@ async def test_promote_and_roll_back_production(
     client: httpx.AsyncClient, training_state: TrainingState
 ) -> None:
     training_state.versions = [
-        version("1"), version("2", user="abc"), version("3", "production"),
+        version("1"),
+        version("2", user="abc"),
+        version("3", "production"),
     ]
-    promoted = await client.post("/api/models/emotion-recognition/aliases/production",
-                                 json={"version": "1"})
+    promoted = await client.post(
+        "/api/models/emotion-recognition/aliases/production", json={"version": "1"}
+    )
     assert promoted.status_code == 200
     assert "production" in promoted.json()["aliases"]
     await client.post("/api/models/emotion-recognition/aliases/production", json={"version": "3"})
@@ -154,8 +166,9 @@ async def test_artifacts_are_listed_and_proxied_as_images(
     training_state.versions = [version("1", "production")]
     listed = (await client.get("/api/models/emotion-recognition/versions/1/artifacts")).json()
     assert "confusion_matrix.png" in [a["path"] for a in listed]
-    image = await client.get("/api/models/emotion-recognition/versions/1/artifacts/"
-                             "confusion_matrix.png")
+    image = await client.get(
+        "/api/models/emotion-recognition/versions/1/artifacts/confusion_matrix.png"
+    )
     assert image.status_code == 200
     assert image.headers["content-type"] == "image/png"
     assert image.content.startswith(b"\x89PNG")

@@ -47,8 +47,13 @@ def services(
     prefix = f"chimp-test-{uuid.uuid4().hex[:12]}"
     workdir = tmp_path_factory.mktemp("e2e")
     try:
-        with real_services(workdir, mlflow_uri=mlflow_uri, redis_url=redis_url, prefix=prefix,
-                           model_name=f"{prefix}-emotions") as running:
+        with real_services(
+            workdir,
+            mlflow_uri=mlflow_uri,
+            redis_url=redis_url,
+            prefix=prefix,
+            model_name=f"{prefix}-emotions",
+        ) as running:
             yield running
     finally:
         client = redis.Redis.from_url(redis_url)
@@ -121,8 +126,7 @@ def test_upload_a_dataset_and_watch_training_finish(
     page.select_option("select[name=train]", "emotions-small")
     page.get_by_role("button", name="Run").click()
     row = page.locator("#tasks tbody tr").first
-    expect(row.locator(".pill")).to_have_text(re.compile("queued|running|succeeded"),
-                                              timeout=30000)
+    expect(row.locator(".pill")).to_have_text(re.compile("queued|running|succeeded"), timeout=30000)
     page.screenshot(path=screenshot_path("e2e-training-running"), full_page=True)
     expect(row).to_have_attribute("data-status", "succeeded", timeout=TRAIN_TIMEOUT_MS)
     expect(row.locator("td").nth(3)).to_contain_text("100.0%")
@@ -155,8 +159,9 @@ def test_calibration_trains_and_switches_to_the_personal_model(web: str, page: P
     start.click()
     expect(page.locator("#prompt")).to_contain_text("angry", timeout=10000)
     page.screenshot(path=screenshot_path("e2e-calibrate-recording"))
-    expect(page.locator("body")).to_have_attribute("data-calibration-phase", "training",
-                                                   timeout=60000)
+    expect(page.locator("body")).to_have_attribute(
+        "data-calibration-phase", "training", timeout=60000
+    )
     expect(page.locator(".emotions li.done")).to_have_count(7)
     page.screenshot(path=screenshot_path("e2e-calibrate-training"))
     page.wait_for_url(re.compile(r".*/\?calibrated=1$"), timeout=TRAIN_TIMEOUT_MS)
@@ -169,9 +174,7 @@ def test_calibration_trains_and_switches_to_the_personal_model(web: str, page: P
     page.screenshot(path=screenshot_path("e2e-live-personal"))
 
 
-def test_another_browser_still_gets_the_shared_model(
-    web: str, browser: Browser
-) -> None:
+def test_another_browser_still_gets_the_shared_model(web: str, browser: Browser) -> None:
     context = browser.new_context()
     try:
         other = context.new_page()
@@ -190,9 +193,13 @@ def test_promote_and_roll_back_on_the_models_page(
     headers = {"authorization": f"Bearer {services.token}"}
     started = httpx.post(
         f"{services.training_url}/tasks/run/emotion_recognition",
-        json={"arguments": {"epochs": 1, "batch_size": 16},
-              "datasets": {"train": "emotions-small"}, "promote": False},
-        headers=headers, timeout=30,
+        json={
+            "arguments": {"epochs": 1, "batch_size": 16},
+            "datasets": {"train": "emotions-small"},
+            "promote": False,
+        },
+        headers=headers,
+        timeout=30,
     )
     assert started.status_code == 202, started.text
     page.goto(web + "/training")
@@ -214,7 +221,8 @@ def test_promote_and_roll_back_on_the_models_page(
     assert names == ["confusion_matrix.png", "training_curves.png"]
     page.screenshot(path=screenshot_path("e2e-models"), full_page=True)
     page.locator(".version[data-version='3']").get_by_role(
-        "button", name="Promote to production").click()
+        "button", name="Promote to production"
+    ).click()
     expect(production).to_have_attribute("data-version", "3", timeout=30000)
     page.get_by_role("button", name="Roll back production").click()
     expect(page.locator("#banner")).to_contain_text("production: v3 → v1", timeout=30000)

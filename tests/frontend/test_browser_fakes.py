@@ -47,8 +47,7 @@ def web(
     make_app: Callable[[FrontendSettings], FastAPI],
     make_settings: Callable[..., FrontendSettings],
 ) -> Iterator[str]:
-    settings = make_settings(calibration_seconds=0.3, calibration_frames=2,
-                             calibration_countdown=0)
+    settings = make_settings(calibration_seconds=0.3, calibration_frames=2, calibration_countdown=0)
     with serve(make_app(settings)) as url:
         yield url
 
@@ -121,7 +120,7 @@ def test_calibration_records_uploads_trains_and_returns_to_a_personal_model(
     expect(page.locator("#model-info")).to_have_text(
         re.compile(r"emotion-recognition v2 \(your personal model\)"), timeout=15000
     )
-    (name, files), = training_state.uploads
+    ((name, files),) = training_state.uploads
     assert name.startswith("calib-")
     assert len(files) == 14
     assert "train/happy/000.jpg" in files
@@ -160,13 +159,17 @@ def test_models_page_promotes_and_rolls_back(
     v1 = page.locator(".version[data-version='1']")
     expect(v1.locator("img")).to_be_visible(timeout=10000)
     v1.get_by_role("button", name="Promote to production").click()
-    expect(page.locator("[data-alias=production]")).to_have_attribute("data-version", "1",
-                                                                     timeout=10000)
+    expect(page.locator("[data-alias=production]")).to_have_attribute(
+        "data-version", "1", timeout=10000
+    )
     page.locator(".version[data-version='2']").get_by_role(
-        "button", name="Promote to production").click()
-    expect(page.locator("[data-alias=production]")).to_have_attribute("data-version", "2",
-                                                                     timeout=10000)
+        "button", name="Promote to production"
+    ).click()
+    expect(page.locator("[data-alias=production]")).to_have_attribute(
+        "data-version", "2", timeout=10000
+    )
     page.screenshot(path=screenshot_path("fakes-models"), full_page=True)
     page.get_by_role("button", name="Roll back production").click()
-    expect(page.locator("[data-alias=production]")).to_have_attribute("data-version", "1",
-                                                                     timeout=10000)
+    expect(page.locator("[data-alias=production]")).to_have_attribute(
+        "data-version", "1", timeout=10000
+    )

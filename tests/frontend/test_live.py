@@ -66,8 +66,7 @@ def test_each_browser_gets_its_own_personal_model(
     web.cookies.clear()
     web.get("/")
     theirs = _ask(web)
-    assert theirs["model"] == {"name": "emotion-recognition", "version": "3",
-                               "alias": "production"}
+    assert theirs["model"] == {"name": "emotion-recognition", "version": "3", "alias": "production"}
     assert serving_state.seen_users == [uid, web.cookies["chimp_uid"]]
 
 

@@ -89,8 +89,13 @@ class AccessMiddleware:
         path = scope["path"]
         if scope["type"] == "websocket":
             await receive()  # the websocket.connect message
-            await send({"type": "websocket.close", "code": WS_CLOSE_UNAUTHORIZED,
-                        "reason": "sign in first"})
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": WS_CLOSE_UNAUTHORIZED,
+                    "reason": "sign in first",
+                }
+            )
             return
         if path.startswith("/api/") or path in ("/openapi.json",):
             response: JSONResponse | RedirectResponse = JSONResponse(

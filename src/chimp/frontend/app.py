@@ -92,4 +92,3 @@ def create_app(
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
-

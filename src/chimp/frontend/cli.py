@@ -21,10 +21,15 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"frontend": cfg.model_copy(update=overrides)})
         cfg = settings.frontend
     setup_logging(settings.log_level, service="frontend")
-    uvicorn.run(create_app(settings), host=cfg.host, port=cfg.port,
-                log_level=settings.log_level.lower(), proxy_headers=True,
-                # The sans-I/O websockets protocol: the legacy one is deprecated upstream.
-                ws="websockets-sansio")
+    uvicorn.run(
+        create_app(settings),
+        host=cfg.host,
+        port=cfg.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        # The sans-I/O websockets protocol: the legacy one is deprecated upstream.
+        ws="websockets-sansio",
+    )
     return 0
 
 
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--port", type=int, default=None, help="port (CHIMP_FRONTEND__PORT)")
     hp = sub.add_parser(
         "hash-password",
-        help="print a hash for CHIMP_FRONTEND__USERS, e.g. '{\"alice\": \"<hash>\"}'",
+        help='print a hash for CHIMP_FRONTEND__USERS, e.g. \'{"alice": "<hash>"}\'',
     )
     hp.add_argument("--password", default=None, help="read from the terminal when omitted")
     args = parser.parse_args(argv)

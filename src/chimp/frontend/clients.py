@@ -67,14 +67,16 @@ def error_body(service: str, response: httpx.Response) -> tuple[int, ErrorBody]:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
         body = ErrorBody(
-            error=parsed["error"], code=str(parsed.get("code") or "backend_error"),
+            error=parsed["error"],
+            code=str(parsed.get("code") or "backend_error"),
             detail=parsed.get("detail"),
         )
     elif isinstance(parsed, dict) and "detail" in parsed:
         body = ErrorBody(error=str(parsed["detail"]), code="backend_error")
     else:
-        body = ErrorBody(error=f"the {service} service answered {response.status_code}",
-                         code="backend_error")
+        body = ErrorBody(
+            error=f"the {service} service answered {response.status_code}", code="backend_error"
+        )
     status = response.status_code
     if status in (401, 403):
         # The browser is already past our sign-in: a refusal means our token is wrong.
@@ -85,8 +87,9 @@ def error_body(service: str, response: httpx.Response) -> tuple[int, ErrorBody]:
         )
         status = 502
     elif status >= 500 and status != 503:
-        body = ErrorBody(error=f"the {service} service failed: {body.error}",
-                         code=body.code, detail=body.detail)
+        body = ErrorBody(
+            error=f"the {service} service failed: {body.error}", code=body.code, detail=body.detail
+        )
         status = 502
     return status, body
 
@@ -101,8 +104,7 @@ def passthrough(service: str, response: httpx.Response) -> Response:
     """Hand a backend's answer to the browser unchanged, errors in our error shape."""
     if response.status_code >= 400:
         status, body = error_body(service, response)
-        return Response(body.model_dump_json(), status_code=status,
-                        media_type="application/json")
+        return Response(body.model_dump_json(), status_code=status, media_type="application/json")
     return Response(
         response.content,
         status_code=response.status_code,
@@ -130,9 +132,14 @@ async def open_backends(
         headers["authorization"] = f"Bearer {settings.auth.token.get_secret_value()}"
     timeout = httpx.Timeout(cfg.request_timeout_s, connect=5.0)
     async with (
-        httpx.AsyncClient(base_url=cfg.training_url, headers=headers, timeout=timeout,
-                          transport=training_transport) as training,
-        httpx.AsyncClient(base_url=cfg.serving_url, headers=headers, timeout=timeout,
-                          transport=serving_transport) as serving,
+        httpx.AsyncClient(
+            base_url=cfg.training_url,
+            headers=headers,
+            timeout=timeout,
+            transport=training_transport,
+        ) as training,
+        httpx.AsyncClient(
+            base_url=cfg.serving_url, headers=headers, timeout=timeout, transport=serving_transport
+        ) as serving,
     ):
         yield Backends(training=Backend("training", training), serving=Backend("serving", serving))

@@ -39,8 +39,10 @@ async def predict_frame(
             "train one.",
         )
     if response.status_code == 503:
-        return status("serving_down", "the serving service is not ready yet: "
-                      + error_body("serving", response)[1].error)
+        return status(
+            "serving_down",
+            "the serving service is not ready yet: " + error_body("serving", response)[1].error,
+        )
     if response.status_code in (400, 413, 415, 422):
         return status("bad_frame", error_body("serving", response)[1].error)
     if response.status_code >= 400:

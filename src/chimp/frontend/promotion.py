@@ -37,10 +37,7 @@ def rollback_target(versions: list[dict[str, Any]]) -> tuple[str, str]:
     current = next((v for v in versions if PRODUCTION in (v.get("aliases") or [])), None)
     if current is None:
         raise ConflictError("no version is in production, there is nothing to roll back")
-    older = [
-        v for v in versions
-        if 0 <= _number(v) < _number(current) and not _is_personal(v)
-    ]
+    older = [v for v in versions if 0 <= _number(v) < _number(current) and not _is_personal(v)]
     if not older:
         raise ConflictError(
             f"version {current['version']} is the oldest shared version; nothing to roll back to"

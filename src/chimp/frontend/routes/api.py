@@ -69,17 +69,24 @@ async def list_datasets(backends: BackendsDep) -> Response:
 @router.post(
     "/datasets",
     operation_id="upload_dataset",
-    responses=error_responses(DependencyUnavailableError, UnsupportedMediaTypeError,
-                              ValidationFailedError),
+    responses=error_responses(
+        DependencyUnavailableError, UnsupportedMediaTypeError, ValidationFailedError
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"multipart/form-data": {"schema": {
-                "type": "object",
-                "required": ["file", "dataset_name"],
-                "properties": {"file": {"type": "string", "format": "binary"},
-                               "dataset_name": {"type": "string"}},
-            }}},
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file", "dataset_name"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "dataset_name": {"type": "string"},
+                        },
+                    }
+                }
+            },
         }
     },
 )
@@ -92,14 +99,16 @@ async def upload_dataset(request: Request, backends: BackendsDep, cfg: ConfigDep
     if "content-length" in request.headers:
         headers["content-length"] = request.headers["content-length"]
     response = await backends.training.request(
-        "POST", "/datasets", content=request.stream(), headers=headers,
+        "POST",
+        "/datasets",
+        content=request.stream(),
+        headers=headers,
         timeout=cfg.upload_timeout_s,
     )
     return passthrough("training", response)
 
 
-@router.post("/tasks/run/{plugin}", operation_id="run_plugin", status_code=202,
-             responses=_UPSTREAM)
+@router.post("/tasks/run/{plugin}", operation_id="run_plugin", status_code=202, responses=_UPSTREAM)
 async def run_plugin(plugin: str, body: RunRequest, backends: BackendsDep) -> Response:
     payload: dict[str, Any] = body.model_dump()
     return passthrough(
@@ -111,8 +120,9 @@ async def run_plugin(plugin: str, body: RunRequest, backends: BackendsDep) -> Re
     "/calibration",
     operation_id="start_calibration",
     status_code=202,
-    responses=error_responses(BadRequestError, DependencyUnavailableError, NotFoundError,
-                              ValidationFailedError),
+    responses=error_responses(
+        BadRequestError, DependencyUnavailableError, NotFoundError, ValidationFailedError
+    ),
 )
 async def start_calibration(
     body: CalibrationRequest, backends: BackendsDep, cfg: ConfigDep, user_id: UserIdDep
@@ -162,8 +172,7 @@ async def list_versions(name: str, backends: BackendsDep) -> Response:
     return passthrough("training", response)
 
 
-@router.post("/models/{name}/aliases/{alias}", operation_id="set_model_alias",
-             responses=_UPSTREAM)
+@router.post("/models/{name}/aliases/{alias}", operation_id="set_model_alias", responses=_UPSTREAM)
 async def set_alias(name: str, alias: str, body: AliasRequest, backends: BackendsDep) -> Response:
     response = await backends.training.request(
         "POST", f"/models/{name}/aliases/{alias}", json=body.model_dump()

@@ -25,8 +25,12 @@ async def live_socket(websocket: WebSocket) -> None:
     next_allowed = 0.0
     try:
         await websocket.send_json(
-            {"type": "hello", "user_id": user_id, "max_fps": cfg.max_fps,
-             "model_name": settings.model_name}
+            {
+                "type": "hello",
+                "user_id": user_id,
+                "max_fps": cfg.max_fps,
+                "model_name": settings.model_name,
+            }
         )
         while True:
             message = await websocket.receive()

@@ -35,8 +35,14 @@ def _base(request: Request) -> str:
     return root.rstrip("/") + "/"
 
 
-def _page(request: Request, name: str, page: str, settings: SettingsDep,
-          status_code: int = 200, **extra: Any) -> HTMLResponse:
+def _page(
+    request: Request,
+    name: str,
+    page: str,
+    settings: SettingsDep,
+    status_code: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
     context = {
         "base": _base(request),
         "page": page,
@@ -85,13 +91,25 @@ async def login(
     cfg = settings.frontend
     stored = cfg.users.get(username)
     if stored is None or not verify_password(password, stored.get_secret_value()):
-        return _page(request, "login.html", "login", settings, status_code=401,
-                     next=safe_next(next), error="Unknown user or wrong password.")
+        return _page(
+            request,
+            "login.html",
+            "login",
+            settings,
+            status_code=401,
+            next=safe_next(next),
+            error="Unknown user or wrong password.",
+        )
     target = _base(request).rstrip("/") + safe_next(next)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, signer_of(request).sign(username), max_age=cfg.session_max_age_s,
-        httponly=True, samesite="lax", secure=cfg.secure_cookies, path="/",
+        SESSION_COOKIE,
+        signer_of(request).sign(username),
+        max_age=cfg.session_max_age_s,
+        httponly=True,
+        samesite="lax",
+        secure=cfg.secure_cookies,
+        path="/",
     )
     return response
 
