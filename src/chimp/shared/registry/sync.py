@@ -1,0 +1,329 @@
+"""``ModelRegistry``: CHIMP's synchronous view of MLflow's tracking server and model registry.
+
+It wraps ``MlflowClient``; a training subprocess uses it directly, services through
+:class:`chimp.shared.registry.AsyncModelRegistry`. What it writes is described in
+:mod:`chimp.shared.registry.layout`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mlflow.entities import Metric, RunTag
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from pydantic import ValidationError
+
+from chimp.shared.errors import BadRequestError, NotFoundError
+from chimp.shared.registry.layout import (
+    METADATA_FILE,
+    MODEL_DIR,
+    ONNX_FILE,
+    TAG_METADATA,
+    ArtifactFile,
+    check_onnx_matches,
+    metadata_tags,
+)
+from chimp.shared.registry.mlflow_errors import mlflow_call
+from chimp.shared.registry.names import (
+    PRODUCTION,
+    check_model_name,
+    check_version,
+    validate_alias,
+)
+from chimp.shared.registry.runs import RunStatus, RunTracker, now_ms
+from chimp.shared.schemas.models import ModelMetadata, ModelVersionInfo, RegisteredModelInfo
+
+__all__ = ["ModelRegistry", "RunStatus"]
+
+
+def _ms_to_datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class ModelRegistry(RunTracker):
+    """CHIMP's view of the MLflow tracking server and model registry (synchronous)."""
+
+    # -- registering -----------------------------------------------------------------------
+
+    @mlflow_call
+    def log_model_version(
+        self,
+        name: str,
+        onnx_path: Path,
+        metadata: ModelMetadata,
+        *,
+        run_id: str | None = None,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        metric_history: dict[str, list[float]] | None = None,
+        artifacts: list[Path] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ModelVersionInfo:
+        """Log a model to ``run_id`` (or a new run, ended here) and register it as a version.
+
+        ``metric_history`` holds per-epoch values, logged with their index as the step.
+        ``artifacts`` are extra files (plots) stored at the run's root.
+        """
+        check_model_name(name)
+        check_onnx_matches(onnx_path, metadata)
+        for extra in artifacts or []:
+            if not extra.is_file():
+                raise BadRequestError(f"artifact file not found: {extra}")
+        chimp_tags = metadata_tags(metadata)
+        owns_run = run_id is None
+        if run_id is None:
+            run_id = self.start_run(name, tags={**chimp_tags, **(tags or {})})
+        try:
+            self._log_run_contents(
+                run_id, onnx_path, metadata, params, metrics, metric_history, artifacts, tags
+            )
+            self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in chimp_tags.items()])
+            self._ensure_registered_model(name)
+            created = self._client.create_model_version(
+                name,
+                source=f"runs:/{run_id}/{MODEL_DIR}",
+                run_id=run_id,
+                tags={**(tags or {}), **chimp_tags},
+                await_creation_for=60,
+            )
+        except BaseException:
+            if owns_run:
+                self._client.set_terminated(run_id, status="FAILED")
+            raise
+        if owns_run:
+            self._client.set_terminated(run_id, status="FINISHED")
+        return self._version_info(created, aliases=[])
+
+    def _log_run_contents(
+        self,
+        run_id: str,
+        onnx_path: Path,
+        metadata: ModelMetadata,
+        params: Mapping[str, Any] | None,
+        metrics: Mapping[str, float] | None,
+        metric_history: Mapping[str, list[float]] | None,
+        artifacts: Sequence[Path] | None,
+        tags: Mapping[str, str] | None,
+    ) -> None:
+        if params:
+            self._log_params(run_id, params)
+        now = now_ms()
+        curves = metric_history or {}
+        history = [
+            Metric(key, float(value), now, step)
+            for key, values in curves.items()
+            for step, value in enumerate(values)
+        ]
+        # A summary value of a metric that also has a curve is logged at the curve's last step,
+        # one millisecond later, so it is the value MLflow reports as the run's metric.
+        summary = [
+            Metric(key, float(value), now + 1, max(len(curves.get(key, [])) - 1, 0))
+            for key, value in (metrics or {}).items()
+        ]
+        self._log_metric_batch(run_id, history + summary)
+        if tags:
+            self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        # The ONNX file always lands as model/model.onnx, whatever it was called locally.
+        with tempfile.TemporaryDirectory(prefix="chimp-model-") as staging:
+            folder = Path(staging)
+            shutil.copyfile(onnx_path, folder / ONNX_FILE)
+            (folder / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+            self._client.log_artifacts(run_id, staging, MODEL_DIR)
+        for extra in artifacts or []:
+            self._client.log_artifact(run_id, str(extra))
+
+    def _ensure_registered_model(self, name: str) -> None:
+        try:
+            self._client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            try:
+                self._client.create_registered_model(name)
+            except MlflowException as again:
+                if again.error_code != "RESOURCE_ALREADY_EXISTS":  # lost a creation race
+                    raise
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _version_info(self, mv: ModelVersion, aliases: list[str]) -> ModelVersionInfo:
+        tags = dict(mv.tags or {})
+        raw = tags.pop(TAG_METADATA, None)
+        metadata: ModelMetadata | None = None
+        if raw is not None:
+            try:
+                metadata = ModelMetadata.model_validate_json(raw)
+            except ValidationError:
+                metadata = None  # written by something else; the version stays listable
+        metrics: dict[str, float] = {}
+        if mv.run_id:
+            try:
+                metrics = dict(self._client.get_run(mv.run_id).data.metrics)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # run deleted: no metrics
+                    raise
+        return ModelVersionInfo(
+            name=mv.name,
+            version=str(mv.version),
+            aliases=sorted(aliases),
+            run_id=mv.run_id or None,
+            metadata=metadata,
+            metrics=metrics,
+            tags=tags,
+            created_at=_ms_to_datetime(mv.creation_timestamp),
+        )
+
+    def _aliases_of(self, name: str) -> dict[str, str]:
+        try:
+            model = self._client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NotFoundError(f"model {name!r} is not registered") from exc
+            raise
+        return {str(alias): str(version) for alias, version in (model.aliases or {}).items()}
+
+    def _get(self, name: str, version: str, aliases: Mapping[str, str]) -> ModelVersionInfo:
+        check_version(version)
+        try:
+            mv = self._client.get_model_version(name, version)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NotFoundError(f"model {name!r} has no version {version}") from exc
+            raise
+        return self._version_info(mv, [a for a, v in aliases.items() if v == version])
+
+    @mlflow_call
+    def get_version(self, name: str, version: str) -> ModelVersionInfo:
+        check_model_name(name)
+        return self._get(name, version, self._aliases_of(name))
+
+    @mlflow_call
+    def resolve(
+        self, name: str, *, alias: str | None = None, version: str | None = None
+    ) -> ModelVersionInfo:
+        """The version named by ``version`` or ``alias`` (``production`` when neither)."""
+        if alias is not None and version is not None:
+            raise BadRequestError("give an alias or a version, not both")
+        check_model_name(name)
+        aliases = self._aliases_of(name)
+        if version is None:
+            alias = validate_alias(alias or PRODUCTION)
+            if alias not in aliases:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+            version = aliases[alias]
+        return self._get(name, version, aliases)
+
+    @mlflow_call
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
+        check_model_name(name)
+        validate_alias(alias)
+        check_version(version)
+        self._get(name, version, {})  # a clear NotFoundError for an unknown model/version
+        self._client.set_registered_model_alias(name, alias, version)
+
+    @mlflow_call
+    def delete_alias(self, name: str, alias: str) -> None:
+        check_model_name(name)
+        if alias not in self._aliases_of(name):
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+        self._client.delete_registered_model_alias(name, alias)
+
+    @mlflow_call
+    def aliases(self, name: str) -> dict[str, str]:
+        """``{alias: version}`` for a registered model."""
+        check_model_name(name)
+        return self._aliases_of(name)
+
+    @mlflow_call
+    def list_models(self) -> list[RegisteredModelInfo]:
+        out: list[RegisteredModelInfo] = []
+        token: str | None = None
+        while True:
+            page = self._client.search_registered_models(max_results=1000, page_token=token)
+            for model in page:
+                versions = [int(v.version) for v in model.latest_versions or []]
+                out.append(
+                    RegisteredModelInfo(
+                        name=model.name,
+                        aliases={str(a): str(v) for a, v in (model.aliases or {}).items()},
+                        latest_version=str(max(versions)) if versions else None,
+                    )
+                )
+            token = page.token
+            if not token:
+                return sorted(out, key=lambda m: m.name)
+
+    @mlflow_call
+    def list_versions(self, name: str) -> list[ModelVersionInfo]:
+        """Every version of a model, newest first, with its aliases and run metrics."""
+        check_model_name(name)
+        aliases = self._aliases_of(name)
+        found = self._client.search_model_versions(f"name='{name}'")
+        return [
+            self._version_info(mv, [a for a, v in aliases.items() if v == str(mv.version)])
+            for mv in sorted(found, key=lambda mv: int(mv.version), reverse=True)
+        ]
+
+    @mlflow_call
+    def metric_history(self, name: str, version: str, key: str) -> list[tuple[int, float]]:
+        """``[(step, value)]`` of a metric of the version's run, by step (latest per step)."""
+        run_id = self._run_of(name, version)
+        latest: dict[int, tuple[int, float]] = {}  # step -> (timestamp, value)
+        for point in self._client.get_metric_history(run_id, key):
+            step, stamp = int(point.step), int(point.timestamp)
+            if step not in latest or stamp >= latest[step][0]:
+                latest[step] = (stamp, float(point.value))
+        return [(step, latest[step][1]) for step in sorted(latest)]
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _run_of(self, name: str, version: str) -> str:
+        info = self.get_version(name, version)
+        if info.run_id is None:
+            raise NotFoundError(f"model {name!r} version {version} has no run")
+        return info.run_id
+
+    @mlflow_call
+    def download_onnx(self, name: str, version: str, dest_dir: Path) -> Path:
+        """Download the version's ONNX file into ``dest_dir`` and return its path."""
+        return self.download_version_artifact(name, version, f"{MODEL_DIR}/{ONNX_FILE}", dest_dir)
+
+    @mlflow_call
+    def list_version_artifacts(self, name: str, version: str) -> list[ArtifactFile]:
+        """All files stored with the version's run (model files and plots), sorted by path."""
+        run_id = self._run_of(name, version)
+        files: list[ArtifactFile] = []
+        pending: list[str | None] = [None]
+        while pending:
+            folder = pending.pop()
+            for entry in self._client.list_artifacts(run_id, folder):
+                if entry.is_dir:
+                    pending.append(entry.path)
+                else:
+                    files.append(ArtifactFile(path=entry.path, size=entry.file_size))
+        return sorted(files, key=lambda f: f.path)
+
+    @mlflow_call
+    def download_version_artifact(self, name: str, version: str, path: str, dest_dir: Path) -> Path:
+        """Download one file of the version's run (``path`` as listed) into ``dest_dir``."""
+        relative = PurePosixPath(path)
+        if not path or relative.is_absolute() or ".." in relative.parts:
+            raise BadRequestError(f"invalid artifact path {path!r}")
+        run_id = self._run_of(name, version)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            local = self._client.download_artifacts(run_id, str(relative), str(dest_dir))
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NotFoundError(
+                    f"model {name!r} version {version} has no artifact {path!r}"
+                ) from exc
+            raise
+        return Path(local)
