@@ -26,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=cfg.host,
         port=cfg.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep the handler setup_logging installed
         proxy_headers=True,
         # The sans-I/O websockets protocol: the legacy one is deprecated upstream.
         ws="websockets-sansio",

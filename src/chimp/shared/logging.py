@@ -14,3 +14,6 @@ def setup_logging(level: str = "INFO", service: str = "chimp") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # One line per outgoing HTTP call (registry polls, proxied frames) is noise at INFO.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -106,6 +106,9 @@ def _mlflow_spec(settings: StackSettings, plan: StackPlan) -> ServiceSpec:
             str(port),
             "--workers",
             "1",
+            # Serving polls the registry every few seconds; its access log would drown the rest.
+            "--uvicorn-opts",
+            "--no-access-log",
         ),
         # Job execution spawns a huey consumer and costs ~1.5 GB; CHIMP does not use it.
         env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
