@@ -23,9 +23,13 @@ GRAY48 = InputSpec(height=48, width=48)
 
 
 class RecordingConnector:
+    """Records what a plugin stores, and what it logs to its run through the context."""
+
     def __init__(self, production: ProductionModel | None = None) -> None:
         self.production = production
         self.stored: list[tuple[str, Path, ModelMetadata, dict[str, Any]]] = []
+        self.params: dict[str, Any] = {}
+        self.metrics: list[tuple[int, dict[str, float]]] = []  # (step, values)
 
     def get_production_model(
         self, name: str, *, alias: str = "production"
@@ -54,6 +58,8 @@ def make_context(
         tmp_dir=work,
         connector=connector,
         logger=logging.getLogger("test"),
+        params_sink=connector.params.update,
+        metrics_sink=lambda metrics, step: connector.metrics.append((step, dict(metrics))),
         **kwargs,
     )
 
@@ -120,7 +126,14 @@ def test_image_classification_trains_rgb_and_exports_matching_onnx(tmp_path: Pat
     assert metadata.task == "image-classification"
     assert (metadata.input.channels, metadata.input.color, metadata.input.height) == (3, "rgb", 32)
     assert extra["metrics"]["onnx_max_abs_diff"] < 1e-3
-    assert len(extra["metric_history"]["train_loss"]) == 1
+    # Params and the one epoch's metrics went to the run while training, not with the model.
+    assert connector.params["epochs"] == 1
+    assert connector.params["train_images"] + connector.params["test_images"] == 10
+    assert [step for step, _ in connector.metrics] == [0]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(
+        connector.metrics[0][1]
+    )
+    assert "metric_history" not in extra
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": np.zeros((5, 3, 32, 32), np.float32)})[0].shape == (5, 2)
 

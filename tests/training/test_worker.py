@@ -6,8 +6,11 @@ import textwrap
 from pathlib import Path
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 from arq.jobs import Job
+from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from chimp.shared.schemas.tasks import TaskInfo, TaskStatus
 from chimp.training.config import TrainingSettings
@@ -42,6 +45,46 @@ STUBBORN_PLUGIN = textwrap.dedent(
                 os._exit(3)
             time.sleep(600)
             return {}
+    """
+)
+
+# Logs two epochs to its MLflow run and stages a model, then fails, waits to be cancelled, or
+# ignores the cancel until the worker kills it.
+STREAMING_PLUGIN = textwrap.dedent(
+    """
+    import time
+
+    from chimp.shared.schemas.models import InputSpec, ModelMetadata
+    from chimp.shared.schemas.plugins import PluginArgument, PluginInfo
+    from chimp.training.plugins.base import BasePlugin
+
+
+    class Streaming(BasePlugin):
+        info = PluginInfo(
+            name="streaming",
+            version="0.1",
+            arguments=[
+                PluginArgument(name="model_name", type="str"),
+                PluginArgument(name="then", type="str", choices=["fail", "wait", "ignore"]),
+            ],
+            model_return_type="onnx",
+        )
+
+        def run(self, context):
+            for epoch in range(2):
+                context.log_metrics({"train_loss": 1.0 / (epoch + 1)}, step=epoch)
+            onnx_path = context.tmp_dir / "model.onnx"
+            onnx_path.write_bytes(b"never registered")
+            spec = InputSpec(height=4, width=4)
+            metadata = ModelMetadata(task="image-classification", labels=["a"], input=spec)
+            context.connector.store_model(context.arguments["model_name"], onnx_path, metadata)
+            context.report_progress(0.5, "trained")
+            if context.arguments["then"] == "fail":
+                raise RuntimeError("broke after training")
+            while True:
+                if context.arguments["then"] == "wait":
+                    context.check_cancelled()
+                time.sleep(0.05)
     """
 )
 
@@ -203,3 +246,54 @@ async def test_dataset_deleted_after_submission_fails_the_task(
         assert task.error is not None
         assert task.error.startswith("cannot fetch datasets")
         assert no_task_dirs_left(settings)
+
+
+def task_runs(settings: TrainingSettings, task_id: str) -> list[Run]:
+    """The MLflow runs tagged with ``task_id`` in the settings' experiment."""
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+    assert experiment is not None
+    return list(
+        client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.`chimp.task_id` = '{task_id}'"
+        )
+    )
+
+
+@pytest.mark.parametrize(("then", "status", "run_status"), [
+    ("fail", TaskStatus.FAILED, "FAILED"), ("wait", TaskStatus.CANCELLED, "KILLED"),
+    ("ignore", TaskStatus.CANCELLED, "KILLED"),  # killed: the worker ends the run
+])  # fmt: skip
+async def test_a_failed_or_cancelled_run_keeps_its_curves_and_registers_nothing(
+    make_settings: SettingsFactory,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+    mlflow_uri: str,
+    model_name: str,
+    then: str,
+    status: TaskStatus,
+    run_status: str,
+) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "streaming.py").write_text(STREAMING_PLUGIN)
+    settings = make_settings(plugin_dir=plugins, mlflow_uri=mlflow_uri)
+    async with api_client(settings) as client, running_worker(settings):
+        body = {"arguments": {"model_name": model_name, "then": then}}
+        task_id = await run_task(client, "streaming", body)
+        if then != "fail":
+            await wait_for_task(client, task_id, until=lambda t: t.progress == 0.5)
+            # The run is open and its curve is in MLflow while the task is still running.
+            (run,) = task_runs(settings, task_id)
+            assert run.info.status == "RUNNING"
+            await client.post(f"/tasks/{task_id}/cancel")
+            await job_result(settings, redis_client, task_id)
+        task = await wait_for_task(client, task_id)
+    assert task.status is status
+    (run,) = task_runs(settings, task_id)
+    assert run.info.status == run_status
+    assert run.data.params["arguments.then"] == then
+    history = MlflowClient(mlflow_uri).get_metric_history(run.info.run_id, "train_loss")
+    assert [m.step for m in history] == [0, 1]
+    assert MlflowClient(mlflow_uri).search_registered_models(f"name='{model_name}'") == []
+    assert no_task_dirs_left(settings)

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from chimp.shared.datastore import Datastore
 from chimp.shared.errors import ChimpError, NotFoundError, ValidationFailedError
+from chimp.shared.registry import ModelRegistry, RunStatus
 from chimp.shared.schemas.base import StrictModel
 from chimp.shared.schemas.plugins import PluginInfo, describe_validation_error
 from chimp.shared.schemas.tasks import TaskInfo, TaskRunRequest, TaskStatus
@@ -214,7 +215,23 @@ async def run_training_task(ctx: WorkerContext, payload: dict[str, Any]) -> str:
         raise
     finally:
         await asyncio.shield(asyncio.to_thread(shutil.rmtree, tmp, ignore_errors=True))
+    if outcome.run_id is not None and outcome.status is not TaskStatus.SUCCEEDED:
+        await _end_run(state.settings, outcome.run_id, outcome.status)
     return await _record(store, job.task_id, outcome)
+
+
+async def _end_run(settings: TrainingSettings, run_id: str, status: TaskStatus) -> None:
+    """Mark the MLflow run of a task that did not succeed, FAILED or KILLED.
+
+    The child ends its own run when it stops cleanly; this covers a child that was killed
+    (ignored a cancel, ran past its time limit, crashed) and left the run RUNNING.
+    """
+    registry = ModelRegistry(settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment)
+    mark: RunStatus = "KILLED" if status is TaskStatus.CANCELLED else "FAILED"
+    try:
+        await asyncio.to_thread(registry.end_run, run_id, mark)
+    except Exception:
+        logger.warning("could not mark MLflow run %s %s", run_id, mark, exc_info=True)
 
 
 async def _record(store: TaskStore, task_id: str, outcome: ChildOutcome) -> str:

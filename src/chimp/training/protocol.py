@@ -2,7 +2,8 @@
 
 The worker writes one :class:`ChildSpec` as JSON to the child's stdin. The child answers with
 JSON lines on a private pipe (its original stdout; anything the plugin prints goes to stderr):
-any number of :class:`ProgressEvent`, then exactly one :class:`ResultEvent`,
+any number of :class:`ProgressEvent` (and one :class:`RunEvent` once the task's MLflow run is
+open), then exactly one :class:`ResultEvent`,
 :class:`ErrorEvent` or :class:`CancelledEvent`.
 """
 
@@ -38,6 +39,13 @@ class ProgressEvent(BaseModel):
     message: str = ""
 
 
+class RunEvent(BaseModel):
+    """The task's MLflow run is open: the worker ends it if the child is killed before it can."""
+
+    event: Literal["run"] = "run"
+    run_id: str
+
+
 class ResultEvent(BaseModel):
     event: Literal["result"] = "result"
     result: dict[str, Any]
@@ -53,6 +61,7 @@ class CancelledEvent(BaseModel):
 
 
 ChildEvent = Annotated[
-    ProgressEvent | ResultEvent | ErrorEvent | CancelledEvent, Field(discriminator="event")
+    ProgressEvent | RunEvent | ResultEvent | ErrorEvent | CancelledEvent,
+    Field(discriminator="event"),
 ]
 child_event_adapter: TypeAdapter[ChildEvent] = TypeAdapter(ChildEvent)

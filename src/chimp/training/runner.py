@@ -3,6 +3,9 @@
 It runs one plugin to completion in its own process so the worker's event loop stays free
 for progress, cancel and timeouts. SIGTERM means "cancelled": the plugin sees it through
 ``context.is_cancelled()`` and the worker kills the process if it does not stop in time.
+
+The task's MLflow run opens before the plugin starts and ends FINISHED only after its model is
+registered; a failure ends it FAILED, a cancel KILLED, and neither registers anything.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from chimp.training.protocol import (
     ErrorEvent,
     ProgressEvent,
     ResultEvent,
+    RunEvent,
 )
 
 logger = logging.getLogger("chimp.training.task")
@@ -57,8 +61,13 @@ def run_task(spec: ChildSpec, channel: Channel, cancelled: threading.Event) -> i
         download_dir=spec.tmp_dir / "models",
         user_id=spec.user_id,
         promote=spec.promote,
+        run_name=f"{spec.plugin}-{spec.task_id[:8]}",
         run_tags={"chimp.task_id": spec.task_id, "chimp.plugin": spec.plugin}
         | ({"chimp.user_id": spec.user_id} if spec.user_id else {}),
+        # Named like the task request's fields, so they never clash with a plugin's own params.
+        run_params={f"arguments.{k}": v for k, v in arguments.items()}
+        | {f"datasets.{k}": v for k, v in spec.dataset_names.items()},
+        on_run_started=lambda run_id: channel.send(RunEvent(run_id=run_id)),
     )
     context = PluginContext(
         task_id=spec.task_id,
@@ -73,13 +82,27 @@ def run_task(spec: ChildSpec, channel: Channel, cancelled: threading.Event) -> i
         promote=spec.promote,
         progress_sink=lambda f, m: channel.send(ProgressEvent(progress=f, message=m)),
         cancel_probe=cancelled.is_set,
+        params_sink=connector.log_params,
+        metrics_sink=lambda metrics, step: connector.log_metrics(metrics, step=step),
     )
     context.tmp_dir.mkdir(parents=True, exist_ok=True)
-    outcome = plugin_cls().run(context)
-    result: dict[str, Any] = dict(outcome or {})
-    # The last moment a cancel can still prevent registration.
-    context.check_cancelled()
-    versions = connector.commit()
+    try:
+        if plugin_cls.info.model_return_type is not None:
+            # Open the run now: its params and curves show in MLflow while the model trains,
+            # and a down MLflow fails the task before hours of training rather than after.
+            connector.start_run()
+        outcome = plugin_cls().run(context)
+        result: dict[str, Any] = dict(outcome or {})
+        # The last moment a cancel can still prevent registration.
+        context.check_cancelled()
+        versions = connector.commit()
+    except TaskCancelledError:
+        connector.abort("KILLED")
+        raise
+    except BaseException:
+        connector.abort("FAILED")
+        raise
+    connector.end_run("FINISHED")
     if versions:
         result["models"] = [v.model_dump(mode="json", exclude={"metadata"}) for v in versions]
     # Round-trip through JSON now, so a non-serialisable result fails here with a clear message.

@@ -27,6 +27,7 @@ from chimp.training.protocol import (
     ErrorEvent,
     ProgressEvent,
     ResultEvent,
+    RunEvent,
     child_event_adapter,
 )
 
@@ -43,6 +44,7 @@ class ChildOutcome:
     status: TaskStatus
     result: dict[str, Any] | None = None
     error: str | None = None
+    run_id: str | None = None  # the task's MLflow run, when it opened one
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,12 @@ async def run_child(
     assert proc.stdout is not None
     assert proc.stderr is not None
     final: ResultEvent | ErrorEvent | CancelledEvent | None = None
+    run_id: str | None = None
     stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     stdout, stderr = proc.stdout, proc.stderr
 
     async def read_events() -> None:
-        nonlocal final
+        nonlocal final, run_id
         async for line in stdout:
             try:
                 event = child_event_adapter.validate_json(line)
@@ -91,6 +94,8 @@ async def run_child(
                 continue
             if isinstance(event, ProgressEvent):
                 await on_progress(event.progress, event.message)
+            elif isinstance(event, RunEvent):
+                run_id = event.run_id
             else:
                 final = event
 
@@ -139,20 +144,23 @@ async def run_child(
         exited.cancel()
 
     if reason == "cancelled":
-        return ChildOutcome(TaskStatus.CANCELLED)
+        return ChildOutcome(TaskStatus.CANCELLED, run_id=run_id)
     if reason == "timeout":
         return ChildOutcome(
-            TaskStatus.FAILED, error=f"timed out after {limits.timeout_s:g} s and was stopped"
+            TaskStatus.FAILED,
+            error=f"timed out after {limits.timeout_s:g} s and was stopped",
+            run_id=run_id,
         )
     if isinstance(final, ResultEvent) and proc.returncode == 0:
-        return ChildOutcome(TaskStatus.SUCCEEDED, result=final.result)
+        return ChildOutcome(TaskStatus.SUCCEEDED, result=final.result, run_id=run_id)
     if isinstance(final, ErrorEvent):
-        return ChildOutcome(TaskStatus.FAILED, error=final.error)
+        return ChildOutcome(TaskStatus.FAILED, error=final.error, run_id=run_id)
     if isinstance(final, CancelledEvent):
-        return ChildOutcome(TaskStatus.CANCELLED)
+        return ChildOutcome(TaskStatus.CANCELLED, run_id=run_id)
     tail = "\n".join(stderr_tail)
     return ChildOutcome(
         TaskStatus.FAILED,
         error=f"training process exited with code {proc.returncode}"
         + (f":\n{tail}" if tail else ""),
+        run_id=run_id,
     )

@@ -2,8 +2,9 @@
 
 A plugin is a :class:`BasePlugin` subclass with a class-level :class:`PluginInfo` and a ``run``
 method. It runs in a child process of the worker, gets a :class:`PluginContext` with its typed
-arguments, its datasets already downloaded, a temp folder, progress and cancellation hooks, and a
-:class:`ModelConnector` to read the production model and store a new one.
+arguments, its datasets already downloaded, a temp folder, progress and cancellation hooks,
+params and metrics logging to the task's MLflow run, and a :class:`ModelConnector` to read the
+production model and store a new one.
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ class ModelConnector(Protocol):
     ) -> None:
         """Stage a model for registration.
 
-        The version is registered (params, metrics, per-epoch history, tags, artifacts, metadata)
-        and promoted only after ``run`` returns successfully and the task was not cancelled, so a
-        failed or cancelled run never leaves a version behind.
+        The version is registered from the task's MLflow run (with these params, final metrics,
+        tags, artifacts, metadata, and the per-epoch history not already streamed with
+        :meth:`PluginContext.log_metrics`) and promoted only after ``run`` returns successfully
+        and the task was not cancelled, so a failed or cancelled run never leaves a version
+        behind: its MLflow run ends FAILED or KILLED.
         """
         ...
 
@@ -78,10 +81,23 @@ class PluginContext:
     promote: bool = False
     progress_sink: Callable[[float, str], None] = field(default=lambda _f, _m: None, repr=False)
     cancel_probe: Callable[[], bool] = field(default=lambda: False, repr=False)
+    params_sink: Callable[[Mapping[str, Any]], None] = field(default=lambda _p: None, repr=False)
+    metrics_sink: Callable[[Mapping[str, float], int], None] = field(
+        default=lambda _m, _s: None, repr=False
+    )
 
     def report_progress(self, fraction: float, message: str = "") -> None:
         """Tell the task how far along it is (0..1) and what it is doing."""
         self.progress_sink(min(1.0, max(0.0, float(fraction))), message)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log parameters to the task's MLflow run now (its arguments are already there)."""
+        self.params_sink(params)
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int) -> None:
+        """Log metric values to the task's MLflow run now, e.g. once per epoch with
+        ``step=epoch``, so the MLflow UI draws the curves while the model trains."""
+        self.metrics_sink(metrics, step)
 
     def is_cancelled(self) -> bool:
         return self.cancel_probe()

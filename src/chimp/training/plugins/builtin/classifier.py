@@ -82,8 +82,11 @@ class History:
             self.values.setdefault(key, []).append(float(value))
 
 
-EpochHook = Callable[[int, float, dict[str, float]], None]
+BatchHook = Callable[[int, float, dict[str, float]], None]
 """Called after each batch (epoch, fraction of this epoch done, metrics so far)."""
+
+EpochHook = Callable[[int, dict[str, float]], None]
+"""Called after each epoch (epoch, its train and held-out metrics)."""
 
 
 def evaluate(model: nn.Module, data: Split, batch_size: int = 256) -> EvalResult:
@@ -113,8 +116,9 @@ def fit(
     held_out: Split | None,
     config: FitConfig,
     *,
-    on_batch: EpochHook,
+    on_batch: BatchHook,
     check_cancelled: Callable[[], None],
+    on_epoch: EpochHook | None = None,
 ) -> History:
     """Train with Adam and cross-entropy; per-epoch train/val loss and accuracy in the history."""
     generator = torch.Generator().manual_seed(config.seed)
@@ -149,6 +153,8 @@ def fit(
             metrics |= {"val_loss": result.loss, "val_accuracy": result.accuracy}
         history.add(**metrics)
         logger.info("epoch %d/%d: %s", epoch + 1, config.epochs, metrics)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
     return history
 
 

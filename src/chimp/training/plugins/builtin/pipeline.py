@@ -1,8 +1,9 @@
 """The training pipeline both image plugins share.
 
 read the dataset -> hold out a test split -> (calibration: start from the production model)
--> train -> evaluate (accuracy, per-class metrics, confusion matrix, curves) -> export ONNX ->
-check ONNX against PyTorch -> stage the model with its metadata for registration.
+-> train, logging each epoch's loss and accuracy to the task's MLflow run as it ends ->
+evaluate (accuracy, per-class metrics, confusion matrix, curves) -> export ONNX -> check ONNX
+against PyTorch -> stage the model with its metadata for registration.
 """
 
 from __future__ import annotations
@@ -117,7 +118,24 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
     if config.mode == "calibrate":
         base_version = _start_from_production(context, config, model, labels)
 
+    test = held_out if held_out is not None else train
     epochs = config.fit.epochs
+    params: dict[str, Any] = {
+        "epochs": epochs,
+        "batch_size": config.fit.batch_size,
+        "learning_rate": config.fit.learning_rate,
+        "seed": config.fit.seed,
+        "mode": config.mode,
+        "train_images": len(train),
+        "test_images": len(test),
+        "dataset_format": data.source,
+        "held_out": "test split"
+        if data.test is not None
+        else f"{config.validation_split:g} of train",
+    }
+    if base_version is not None:
+        params["base_version"] = base_version
+    context.log_params(params)
 
     def on_batch(epoch: int, done: float, metrics: dict[str, float]) -> None:
         fraction = LOAD_END + (TRAIN_END - LOAD_END) * (epoch + done) / epochs
@@ -125,17 +143,20 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
             fraction, f"epoch {epoch + 1}/{epochs}, loss {metrics['train_loss']:.4f}"
         )
 
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        context.log_metrics(metrics, step=epoch)
+
     history = classifier.fit(
         model,
         train,
         held_out,
         config.fit,
         on_batch=on_batch,
+        on_epoch=on_epoch,
         check_cancelled=context.check_cancelled,
     )
 
     context.report_progress(TRAIN_END, "evaluating")
-    test = held_out if held_out is not None else train
     result = classifier.evaluate(model, test)
     matrix = reports.confusion_matrix(test.targets, result.predictions, len(labels))
     out = context.tmp_dir
@@ -157,23 +178,9 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
         "onnx_max_abs_diff": max_diff,
         **reports.per_class_metrics(matrix, labels),
     }
-    params: dict[str, Any] = {
-        "epochs": epochs,
-        "batch_size": config.fit.batch_size,
-        "learning_rate": config.fit.learning_rate,
-        "seed": config.fit.seed,
-        "mode": config.mode,
-        "train_images": len(train),
-        "test_images": len(test),
-        "dataset_format": data.source,
-        "held_out": "test split"
-        if data.test is not None
-        else f"{config.validation_split:g} of train",
-    }
     tags: dict[str, str] = {"chimp.mode": config.mode}
     if base_version is not None:
         tags["chimp.base_version"] = base_version
-        params["base_version"] = base_version
     metadata = ModelMetadata(
         task=config.task, labels=labels, input=config.spec, dataset=dataset, plugin=config.plugin
     )
@@ -181,9 +188,7 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
         config.model_name,
         onnx_path,
         metadata,
-        params=params,
-        metrics=metrics,
-        metric_history=history.values,
+        metrics=metrics,  # params and per-epoch curves are already in the run
         artifacts=artifacts,
         tags=tags,
     )
