@@ -81,10 +81,11 @@ def create_app(
     metrics = ServingMetrics()
     metrics_holder.append(metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Routes are matched in order: the hot inference paths first (v2 infer, predict-image).
+    app.include_router(v2.build_router())
+    app.include_router(images.router)
     app.include_router(health.build_router(lambda: _state(app).manager))
     app.include_router(models.build_router(settings.auth.token))
-    app.include_router(images.router)
-    app.include_router(v2.build_router())
     app.include_router(legacy.build_router(settings.model_name))
     return app
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import uvicorn
+from fastapi import FastAPI
 
 from chimp.serving.app import create_app
 from chimp.serving.config import ServingSettings
@@ -20,25 +22,49 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("command", nargs="?", choices=["serve"], default="serve")
     parser.add_argument("--host", help="bind address (CHIMP_SERVING__HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (CHIMP_SERVING__PORT, default 5254)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port, each with its own copy of the models "
+        "(CHIMP_SERVING__WORKERS, default 1)",
+    )
     parser.add_argument("--log-level", help="CHIMP_LOG_LEVEL, default INFO")
     return parser
 
 
+def worker_app() -> FastAPI:
+    """App factory for each worker process when ``workers > 1``: settings from the environment."""
+    settings = ServingSettings()
+    setup_logging(settings.log_level, service="serving")
+    return create_app(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Command-line values go through the environment so that worker processes see them too.
+    for env, value in (
+        ("CHIMP_SERVING__HOST", args.host),
+        ("CHIMP_SERVING__PORT", args.port),
+        ("CHIMP_SERVING__WORKERS", args.workers),
+        ("CHIMP_LOG_LEVEL", args.log_level),
+    ):
+        if value is not None:
+            os.environ[env] = str(value)
     settings = ServingSettings()
-    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    if updates:
-        settings.serving = settings.serving.model_copy(update=updates)
-    if args.log_level:
-        settings.log_level = args.log_level
     setup_logging(settings.log_level, service="serving")
+    config = settings.serving
+    # With several workers uvicorn needs an import string: each worker process imports the
+    # factory and loads its own copy of the models; they share the parent's listening socket.
+    several = config.workers > 1
+    app: FastAPI | str = "chimp.serving.cli:worker_app" if several else create_app(settings)
     uvicorn.run(
-        create_app(settings),
-        host=settings.serving.host,
-        port=settings.serving.port,
+        app,
+        factory=several,
+        workers=config.workers if several else None,
+        host=config.host,
+        port=config.port,
         log_config=None,  # keep our handler; uvicorn's loggers propagate to it
-        access_log=False,
+        access_log=False,  # a log line per request costs more than a small model's inference
         timeout_graceful_shutdown=10,
     )
     return 0

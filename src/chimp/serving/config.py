@@ -61,6 +61,13 @@ class ServingConfig(Section):
         description="Models loaded at start and required for readiness "
         "(their production version). Defaults to [model_name].",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Server processes sharing the port (uvicorn workers). Each loads its own "
+        "copy of the models and follows the registry on its own; /metrics reports the process "
+        "that answers the scrape.",
+    )
     poll_interval_s: float = Field(
         default=2.0, gt=0, description="How often aliases are re-read from the registry."
     )

