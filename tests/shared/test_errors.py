@@ -1,6 +1,7 @@
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 
 from chimp.shared.errors import (
@@ -79,3 +80,19 @@ async def test_unknown_route_and_crash_are_json(client: httpx.AsyncClient) -> No
         "code": "internal_error",
         "detail": None,
     }
+
+
+async def test_validation_error_of_the_whole_body_names_the_body() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/raw")
+    async def raw() -> None:
+        # What a route that parses its own body raises for JSON that is not an object.
+        raise RequestValidationError([{"loc": (), "msg": "Input should be an object"}])
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/raw", content=b"[]")
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid request: body"

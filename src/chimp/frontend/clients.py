@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import Response
 
 from chimp.frontend.config import FrontendSettings
-from chimp.shared.errors import ChimpError, DependencyUnavailableError
+from chimp.shared.errors import BadRequestError, ChimpError, DependencyUnavailableError
 from chimp.shared.schemas.base import ErrorBody
 
 
@@ -28,6 +29,21 @@ class BackendError(ChimpError):
         super().__init__(body.error, detail=body.detail)
         self.status = status
         self.error_body = body
+
+
+def _segment(value: str) -> str:
+    quoted = quote(value, safe="")
+    # URL normalisation would collapse these and address another resource of the service.
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+def upstream_path(*segments: str) -> str:
+    """A backend URL path from raw values (path parameters as the browser sent them).
+
+    Each segment is percent-encoded whole, so a ``?``, ``#``, ``/``, ``..`` or control
+    character in a name stays part of that name instead of reshaping the backend URL.
+    """
+    return "".join("/" + _segment(s) for s in segments)
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,8 @@ class Backend:
         """Send a request; a service that is down or silent becomes a clear 503."""
         try:
             return await self.client.request(method, path, **kwargs)
+        except httpx.InvalidURL as exc:
+            raise BadRequestError(f"invalid characters in the request: {exc}") from exc
         except httpx.TimeoutException as exc:
             raise DependencyUnavailableError(
                 f"the {self.name} service did not answer in time",

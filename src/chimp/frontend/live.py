@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chimp.frontend.clients import Backend, error_body
+from chimp.frontend.clients import Backend, error_body, upstream_path
 from chimp.shared.errors import DependencyUnavailableError
 from chimp.shared.schemas.models import ImagePrediction
 
@@ -25,7 +25,7 @@ async def predict_frame(
     try:
         response = await serving.request(
             "POST",
-            f"/models/{model_name}/predict-image",
+            upstream_path("models", model_name, "predict-image"),
             params={"user": user_id},
             content=jpeg,
             headers={"content-type": "image/jpeg"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chimp.frontend.clients import Backend
+from chimp.frontend.clients import Backend, upstream_path
 from chimp.frontend.schemas import RollbackResult
 from chimp.shared.errors import ConflictError
 
@@ -47,9 +47,11 @@ def rollback_target(versions: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 async def rollback_production(training: Backend, name: str) -> RollbackResult:
-    versions = await training.json("GET", f"/models/{name}/versions")
+    versions = await training.json("GET", upstream_path("models", name, "versions"))
     if isinstance(versions, dict):  # tolerate an envelope like {"versions": [...]}
         versions = versions.get("versions", [])
     current, target = rollback_target(list(versions))
-    await training.json("POST", f"/models/{name}/aliases/{PRODUCTION}", json={"version": target})
+    await training.json(
+        "POST", upstream_path("models", name, "aliases", PRODUCTION), json={"version": target}
+    )
     return RollbackResult(alias=PRODUCTION, version=target, previous=current)

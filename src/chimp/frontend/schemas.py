@@ -35,7 +35,8 @@ class CalibrationRequest(StrictModel):
 
 
 class AliasRequest(StrictModel):
-    version: str = Field(min_length=1)
+    # Same rule as training's, so the schema says what is accepted before a round trip.
+    version: str = Field(pattern=r"^[1-9][0-9]{0,9}$", description="The version to point at.")
 
 
 class RollbackResult(BaseModel):

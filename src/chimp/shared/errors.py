@@ -121,7 +121,8 @@ async def _chimp_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = _field_errors(exc)
-    names = ", ".join(".".join(f["loc"]) for f in fields)
+    # An empty loc is the whole body (not JSON, or JSON that is not an object).
+    names = ", ".join(".".join(f["loc"]) or "body" for f in fields) or "body"
     return _json(
         422, ErrorBody(error=f"invalid request: {names}", code="validation_error", detail=fields)
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from chimp.frontend.clients import passthrough
+from chimp.frontend.clients import passthrough, upstream_path
 from chimp.frontend.dependencies import BackendsDep, ConfigDep, SettingsDep, UserIdDep
 from chimp.frontend.promotion import rollback_production
 from chimp.frontend.schemas import (
@@ -25,6 +25,7 @@ from chimp.shared.errors import (
     ConflictError,
     DependencyUnavailableError,
     NotFoundError,
+    PayloadTooLargeError,
     UnsupportedMediaTypeError,
     ValidationFailedError,
     error_responses,
@@ -32,7 +33,10 @@ from chimp.shared.errors import (
 
 router = APIRouter(prefix="/api", tags=["api"])
 
-_UPSTREAM = error_responses(DependencyUnavailableError, NotFoundError, ValidationFailedError)
+# A backend's 4xx reaches the browser unchanged: bad names are 400, unknown ones 404.
+_UPSTREAM = error_responses(
+    BadRequestError, DependencyUnavailableError, NotFoundError, ValidationFailedError
+)
 
 
 def calibration_prefix(user_id: str) -> str:
@@ -70,7 +74,12 @@ async def list_datasets(backends: BackendsDep) -> Response:
     "/datasets",
     operation_id="upload_dataset",
     responses=error_responses(
-        DependencyUnavailableError, UnsupportedMediaTypeError, ValidationFailedError
+        BadRequestError,
+        ConflictError,
+        DependencyUnavailableError,
+        PayloadTooLargeError,
+        UnsupportedMediaTypeError,
+        ValidationFailedError,
     ),
     openapi_extra={
         "requestBody": {
@@ -112,7 +121,10 @@ async def upload_dataset(request: Request, backends: BackendsDep, cfg: ConfigDep
 async def run_plugin(plugin: str, body: RunRequest, backends: BackendsDep) -> Response:
     payload: dict[str, Any] = body.model_dump()
     return passthrough(
-        "training", await backends.training.request("POST", f"/tasks/run/{plugin}", json=payload)
+        "training",
+        await backends.training.request(
+            "POST", upstream_path("tasks", "run", plugin), json=payload
+        ),
     )
 
 
@@ -140,7 +152,7 @@ async def start_calibration(
         "promote": False,
     }
     response = await backends.training.request(
-        "POST", f"/tasks/run/{cfg.calibration_plugin}", json=payload
+        "POST", upstream_path("tasks", "run", cfg.calibration_plugin), json=payload
     )
     return passthrough("training", response)
 
@@ -152,12 +164,18 @@ async def list_tasks(backends: BackendsDep) -> Response:
 
 @router.get("/tasks/{task_id}", operation_id="get_task", responses=_UPSTREAM)
 async def get_task(task_id: str, backends: BackendsDep) -> Response:
-    return passthrough("training", await backends.training.request("GET", f"/tasks/{task_id}"))
+    return passthrough(
+        "training", await backends.training.request("GET", upstream_path("tasks", task_id))
+    )
 
 
-@router.post("/tasks/{task_id}/cancel", operation_id="cancel_task", responses=_UPSTREAM)
+@router.post(
+    "/tasks/{task_id}/cancel",
+    operation_id="cancel_task",
+    responses={**_UPSTREAM, **error_responses(ConflictError)},
+)
 async def cancel_task(task_id: str, backends: BackendsDep) -> Response:
-    response = await backends.training.request("POST", f"/tasks/{task_id}/cancel")
+    response = await backends.training.request("POST", upstream_path("tasks", task_id, "cancel"))
     return passthrough("training", response)
 
 
@@ -168,14 +186,14 @@ async def list_models(backends: BackendsDep) -> Response:
 
 @router.get("/models/{name}/versions", operation_id="list_model_versions", responses=_UPSTREAM)
 async def list_versions(name: str, backends: BackendsDep) -> Response:
-    response = await backends.training.request("GET", f"/models/{name}/versions")
+    response = await backends.training.request("GET", upstream_path("models", name, "versions"))
     return passthrough("training", response)
 
 
 @router.post("/models/{name}/aliases/{alias}", operation_id="set_model_alias", responses=_UPSTREAM)
 async def set_alias(name: str, alias: str, body: AliasRequest, backends: BackendsDep) -> Response:
     response = await backends.training.request(
-        "POST", f"/models/{name}/aliases/{alias}", json=body.model_dump()
+        "POST", upstream_path("models", name, "aliases", alias), json=body.model_dump()
     )
     return passthrough("training", response)
 
@@ -183,7 +201,9 @@ async def set_alias(name: str, alias: str, body: AliasRequest, backends: Backend
 @router.post(
     "/models/{name}/rollback",
     operation_id="rollback_model",
-    responses=error_responses(ConflictError, DependencyUnavailableError, NotFoundError),
+    responses=error_responses(
+        BadRequestError, ConflictError, DependencyUnavailableError, NotFoundError
+    ),
 )
 async def rollback(name: str, backends: BackendsDep) -> RollbackResult:
     """Point ``production`` back at the shared version before the current one."""
@@ -197,7 +217,7 @@ async def rollback(name: str, backends: BackendsDep) -> RollbackResult:
 )
 async def list_artifacts(name: str, version: str, backends: BackendsDep) -> Response:
     response = await backends.training.request(
-        "GET", f"/models/{name}/versions/{version}/artifacts"
+        "GET", upstream_path("models", name, "versions", version, "artifacts")
     )
     return passthrough("training", response)
 
@@ -209,7 +229,7 @@ async def list_artifacts(name: str, version: str, backends: BackendsDep) -> Resp
 )
 async def get_artifact(name: str, version: str, path: str, backends: BackendsDep) -> Response:
     response = await backends.training.request(
-        "GET", f"/models/{name}/versions/{version}/artifacts/{path}"
+        "GET", upstream_path("models", name, "versions", version, "artifacts", *path.split("/"))
     )
     answer = passthrough("training", response)
     if response.status_code == 200:

@@ -314,7 +314,7 @@ class ModelRegistry(RunTracker):
     def download_version_artifact(self, name: str, version: str, path: str, dest_dir: Path) -> Path:
         """Download one file of the version's run (``path`` as listed) into ``dest_dir``."""
         relative = PurePosixPath(path)
-        if not path or relative.is_absolute() or ".." in relative.parts:
+        if not relative.parts or relative.is_absolute() or ".." in relative.parts:
             raise BadRequestError(f"invalid artifact path {path!r}")
         run_id = self._run_of(name, version)
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -326,4 +326,10 @@ class ModelRegistry(RunTracker):
                     f"model {name!r} version {version} has no artifact {path!r}"
                 ) from exc
             raise
+        if not Path(local).is_file():
+            # MLflow downloads a folder whole; callers (and HTTP clients) want one file.
+            raise BadRequestError(
+                f"artifact {path!r} of model {name!r} version {version} is a folder, not a file",
+                detail={"path": path},
+            )
         return Path(local)

@@ -84,7 +84,7 @@ def router(guard: Sequence[Depends]) -> APIRouter:
     @api.get(
         "/{name}",
         operation_id="get_dataset",
-        responses=error_responses(NotFoundError, DependencyUnavailableError),
+        responses=error_responses(BadRequestError, NotFoundError, DependencyUnavailableError),
     )
     async def get_dataset(name: str, datastore: DatastoreDep) -> DatasetManifest:
         return await datastore.get_manifest(name)
@@ -94,7 +94,9 @@ def router(guard: Sequence[Depends]) -> APIRouter:
         operation_id="delete_dataset",
         status_code=status.HTTP_204_NO_CONTENT,
         dependencies=list(guard),
-        responses=error_responses(UnauthorizedError, NotFoundError, DependencyUnavailableError),
+        responses=error_responses(
+            BadRequestError, UnauthorizedError, NotFoundError, DependencyUnavailableError
+        ),
     )
     async def delete_dataset(name: str, datastore: DatastoreDep) -> None:
         await datastore.delete_dataset(name)

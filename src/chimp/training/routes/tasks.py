@@ -22,6 +22,9 @@ from chimp.shared.schemas.tasks import TaskInfo, TaskPoll, TaskRunRequest, TaskS
 from chimp.training.dependencies import StateDep, StoreDep
 from chimp.training.jobs import check_request, submit_task
 
+# Redis range indexes are 64-bit; far past any real task count, and clearly a 422 beyond it.
+MAX_OFFSET = 1_000_000_000
+
 
 def _user_problems(request: TaskRunRequest) -> list[dict[str, Any]]:
     if request.user_id is None:
@@ -42,7 +45,11 @@ def router(guard: Sequence[Depends]) -> APIRouter:
         status_code=status.HTTP_202_ACCEPTED,
         dependencies=list(guard),
         responses=error_responses(
-            UnauthorizedError, NotFoundError, ValidationFailedError, DependencyUnavailableError
+            BadRequestError,
+            UnauthorizedError,
+            NotFoundError,
+            ValidationFailedError,
+            DependencyUnavailableError,
         ),
     )
     async def run_task(plugin_name: str, request: TaskRunRequest, state: StateDep) -> TaskInfo:
@@ -63,11 +70,11 @@ def router(guard: Sequence[Depends]) -> APIRouter:
             state.redis, state.store, state.settings.training.queue_name, info, request, arguments
         )
 
-    @api.get("", operation_id="list_tasks")
+    @api.get("", operation_id="list_tasks", responses=error_responses(ValidationFailedError))
     async def list_tasks(
         store: StoreDep,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[TaskInfo]:
         """Tasks, newest first."""
         return await store.list(limit=limit, offset=offset)
