@@ -45,12 +45,19 @@ class BatchingConfig(Section):
 
     Requests that arrive while every inference slot is busy are merged into one ONNX Runtime
     call. No request waits for a batch to fill, so an idle server answers as fast as without it.
-    Off by default: on 2 CPU cores with a small CNN, merged calls cost the same CPU per sample
-    and the hand-off costs extra, so it measured slower (benchmarks/serving.py, docs/serving.md).
+    On by default: with 16 concurrent v2 requests on 2 CPU cores it cut server CPU per request
+    from ~1.5-2.0 ms to ~1.1-1.3 ms and raised throughput 30-70%, mostly by sharing one thread
+    hand-off and one ``session.run`` between several requests (benchmarks/serving.py,
+    docs/serving.md).
     """
 
-    enabled: bool = False
-    max_batch_size: int = Field(default=32, ge=1)
+    enabled: bool = True
+    max_batch_size: int = Field(
+        default=8,
+        ge=1,
+        description="Most rows merged into one call. 8 measured as fast as 16-32 on a small "
+        "CNN with lower tail latency; a larger batch only makes the last request wait longer.",
+    )
 
 
 class ServingConfig(Section):
