@@ -68,7 +68,7 @@ def bench_training(images: int, epochs: int, batch_size: int) -> None:
             trained = len(train)
             return history
 
-        classifier.fit = timed_fit  # type: ignore[assignment]
+        classifier.fit = timed_fit
         (root / "work").mkdir()
         plugin = EmotionRecognitionPlugin()
         context = PluginContext(
@@ -137,7 +137,7 @@ def bench_submit(submits: int) -> None:
             # Queued job bodies of this run (never executed: no worker listened on its queue).
             for key in arq_keys:
                 raw = client_redis.get(key)
-                if raw is not None and prefix.encode() in raw:
+                if isinstance(raw, bytes) and prefix.encode() in raw:
                     client_redis.delete(key)
             client_redis.close()
     cuts = statistics.quantiles(latencies, n=100)

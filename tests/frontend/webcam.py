@@ -13,7 +13,7 @@ WIDTH, HEIGHT = 640, 480
 
 def face_frame() -> np.ndarray:
     """The astronaut portrait, scaled to fit and centred on a 640x480 BGR frame."""
-    rgb: np.ndarray = data.astronaut()  # type: ignore[no-untyped-call]
+    rgb: np.ndarray = data.astronaut()
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     side = HEIGHT
     scaled = cv2.resize(bgr, (side, side), interpolation=cv2.INTER_AREA)

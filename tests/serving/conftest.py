@@ -45,7 +45,7 @@ def register_version(
 
 def face_jpeg(width: int = 640, height: int = 480) -> bytes:
     """The astronaut photo (one face) letterboxed into a ``width`` x ``height`` JPEG."""
-    rgb: np.ndarray = skdata.astronaut()  # type: ignore[no-untyped-call]
+    rgb: np.ndarray = skdata.astronaut()
     side = min(width, height)
     face = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), (side, side))
     canvas = np.zeros((height, width, 3), dtype=np.uint8)

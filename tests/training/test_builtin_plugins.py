@@ -93,7 +93,7 @@ def test_webcam_frames_are_cut_to_the_face(tmp_path: Path) -> None:
 
     from chimp.shared.vision import FaceDetector
 
-    photo = skdata.astronaut()  # type: ignore[no-untyped-call]
+    photo = skdata.astronaut()
     frame = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)  # 512x512 with one face
     folder = tmp_path / "ds" / "train" / "happy"
     folder.mkdir(parents=True)

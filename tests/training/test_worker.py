@@ -279,7 +279,7 @@ async def test_a_failed_or_cancelled_run_keeps_its_curves_and_registers_nothing(
     (plugins / "streaming.py").write_text(STREAMING_PLUGIN)
     settings = make_settings(plugin_dir=plugins, mlflow_uri=mlflow_uri)
     async with api_client(settings) as client, running_worker(settings):
-        body = {"arguments": {"model_name": model_name, "then": then}}
+        body: dict[str, object] = {"arguments": {"model_name": model_name, "then": then}}
         task_id = await run_task(client, "streaming", body)
         if then != "fail":
             await wait_for_task(client, task_id, until=lambda t: t.progress == 0.5)
