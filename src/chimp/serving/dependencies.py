@@ -21,13 +21,18 @@ class ServingState:
     metrics: ServingMetrics
 
 
-# async: FastAPI runs plain ``def`` dependencies in its thread pool, a thread hop per request.
-async def get_state(request: Request) -> ServingState:
+def get_state(request: Request) -> ServingState:
+    """The app's state; also called directly by the lean routes (routes/raw.py)."""
     state: ServingState = request.app.state.serving
     return state
 
 
-StateDep = Annotated[ServingState, Depends(get_state)]
+async def _state_dependency(request: Request) -> ServingState:
+    # async: FastAPI runs plain ``def`` dependencies in its thread pool, a thread hop per request.
+    return get_state(request)
+
+
+StateDep = Annotated[ServingState, Depends(_state_dependency)]
 
 
 async def get_manager(state: StateDep) -> ModelManager:

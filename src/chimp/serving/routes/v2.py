@@ -18,16 +18,16 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from chimp import __version__
-from chimp.serving.dependencies import ManagerDep, ServingState, StateDep
+from chimp.serving.dependencies import ManagerDep, ServingState, get_state
 from chimp.serving.inference import TensorShapeError
 from chimp.serving.model_manager import ModelManager, Resolved, Selector
 from chimp.serving.routes.body import read_limited
+from chimp.serving.routes.raw import RawRequestRoute
 from chimp.serving.schemas import (
     V2InferenceRequest,
     V2InferenceResponse,
     V2ModelMetadata,
     V2RequestInput,
-    V2ResponseOutput,
     V2ServerMetadata,
     V2TensorMetadata,
 )
@@ -75,10 +75,6 @@ async def _read_request(request: Request, state: ServingState) -> V2InferenceReq
         return V2InferenceRequest.model_validate(parsed)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
-
-
-def _json(response: V2InferenceResponse) -> Response:
-    return Response(response.model_dump_json(exclude_none=True), media_type="application/json")
 
 
 def _readiness_response(ok: bool, key: str) -> JSONResponse:
@@ -147,7 +143,8 @@ def tensor_from_input(item: V2RequestInput) -> np.ndarray:
     return array.reshape(item.shape)
 
 
-async def _infer(resolved: Resolved, request: V2InferenceRequest) -> V2InferenceResponse:
+async def _infer(resolved: Resolved, request: V2InferenceRequest) -> Response:
+    """Run the request; the answer is a :class:`V2InferenceResponse` serialised with orjson."""
     model = resolved.model
     session = model.runner.model
     if len(request.inputs) != 1:
@@ -173,48 +170,54 @@ async def _infer(resolved: Resolved, request: V2InferenceRequest) -> V2Inference
     batch = tensor_from_input(item)
     session.check_input(batch)
     result = await model.runner.infer(batch)
-    return V2InferenceResponse(
-        model_name=model.name,
-        model_version=model.version,
-        id=request.id,
-        outputs=[
-            V2ResponseOutput(
-                name=session.output_name,
-                shape=list(result.shape),
-                datatype=FP32,
-                data=result.ravel().tolist(),
-            )
+    answer: dict[str, Any] = {
+        "model_name": model.name,
+        "model_version": model.version,
+        "outputs": [
+            {
+                "name": session.output_name,
+                "shape": list(result.shape),
+                "datatype": FP32,
+                "data": result.ravel().tolist(),
+            }
         ],
-    )
+    }
+    if request.id is not None:
+        answer["id"] = request.id
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["open-inference-protocol"])
 
-    # Inference first: routes are matched in declaration order.
-    @router.post(
-        "/models/{name}/infer",
-        operation_id="v2_infer",
-        response_model=V2InferenceResponse,
-        responses=_INFER_ERRORS,
-        openapi_extra=_INFER_BODY,
-    )
-    async def infer(name: str, request: Request, state: StateDep) -> Response:
+    # Inference first: routes are matched in declaration order. These two are served as lean
+    # routes (no dependencies, see routes/raw.py): they are the per-request hot path.
+    async def infer(request: Request, name: str) -> Response:
+        state = get_state(request)
         body = await _read_request(request, state)
         resolved = await state.manager.resolve(name, Selector())
-        return _json(await _infer(resolved, body))
+        return await _infer(resolved, body)
 
-    @router.post(
-        "/models/{name}/versions/{version}/infer",
-        operation_id="v2_version_infer",
-        response_model=V2InferenceResponse,
-        responses=_INFER_ERRORS,
-        openapi_extra=_INFER_BODY,
-    )
-    async def version_infer(name: str, version: str, request: Request, state: StateDep) -> Response:
+    async def version_infer(request: Request, name: str, version: str) -> Response:
+        state = get_state(request)
         body = await _read_request(request, state)
         resolved = await state.manager.resolve(name, Selector(version=version))
-        return _json(await _infer(resolved, body))
+        return await _infer(resolved, body)
+
+    for path, endpoint, operation_id in (
+        ("/models/{name}/infer", infer, "v2_infer"),
+        ("/models/{name}/versions/{version}/infer", version_infer, "v2_version_infer"),
+    ):
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            operation_id=operation_id,
+            response_model=V2InferenceResponse,
+            responses=_INFER_ERRORS,
+            openapi_extra=_INFER_BODY,
+            route_class_override=RawRequestRoute,
+        )
 
     @router.get("/health/live", operation_id="v2_health_live")
     async def live() -> dict[str, bool]:
