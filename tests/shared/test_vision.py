@@ -4,7 +4,13 @@ import pytest
 import skimage.data
 
 from chimp.shared.errors import InvalidInputError
-from chimp.shared.vision import FaceDetector, center_square, crop, decode_image
+from chimp.shared.vision import (
+    FaceDetector,
+    center_square,
+    crop,
+    decode_image,
+    image_dimensions,
+)
 
 
 def astronaut_frame() -> np.ndarray:
@@ -61,3 +67,20 @@ def test_crop_clips_to_the_image_and_center_square() -> None:
     image = np.zeros((100, 200), np.uint8)
     assert crop(image, Box(x=180, y=90, w=40, h=40)).shape == (10, 20)
     assert center_square(image).shape == (100, 100)
+
+
+def test_header_dimensions_of_jpeg_and_png() -> None:
+    frame = astronaut_frame()
+    for ext in (".jpg", ".png"):
+        _, data = cv2.imencode(ext, frame)
+        assert image_dimensions(data.tobytes()) == (640, 480)
+
+
+def test_pixel_bomb_is_refused_before_decoding() -> None:
+    # 12000x12000 of one colour compresses to a few hundred kilobytes of PNG.
+    _, data = cv2.imencode(".png", np.zeros((12000, 12000), np.uint8))
+    with pytest.raises(InvalidInputError, match="too large: 12000x12000"):
+        decode_image(data.tobytes())
+    _, small = cv2.imencode(".jpg", astronaut_frame())
+    with pytest.raises(InvalidInputError, match="too large"):
+        decode_image(small.tobytes(), max_pixels=640 * 479)

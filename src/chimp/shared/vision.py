@@ -15,13 +15,46 @@ from chimp.shared.schemas.models import Box
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_END = b"\xff\xd9"
+# JPEG start-of-frame markers (they carry the size); C4, C8 and CC are other segments.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+# A few kilobytes of well-compressed PNG can claim gigapixels; decoding would take gigabytes.
+MAX_IMAGE_PIXELS = 40_000_000
 
 
-def decode_image(data: bytes) -> UInt8Image:
+def _jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
+    pos = 2
+    while pos + 9 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _JPEG_SOF:
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return width, height
+        pos += 2 + length
+    return None
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from a JPEG or PNG header without decoding, or None if unknown."""
+    if data.startswith(_PNG_MAGIC) and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data.startswith(_JPEG_MAGIC):
+        return _jpeg_dimensions(data)
+    return None
+
+
+def decode_image(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> UInt8Image:
     """Decode JPEG or PNG bytes to a BGR uint8 image.
 
     Raises :class:`InvalidInputError` for anything that is not a complete JPEG/PNG: OpenCV
     happily decodes a truncated JPEG into a half-grey picture, so the end marker is checked.
+    An image whose header claims more than ``max_pixels`` is refused before it is decoded.
     """
     if not data:
         raise InvalidInputError("empty image")
@@ -30,6 +63,11 @@ def decode_image(data: bytes) -> UInt8Image:
             raise InvalidInputError("truncated JPEG: the end-of-image marker is missing")
     elif not data.startswith(_PNG_MAGIC):
         raise InvalidInputError("not a JPEG or PNG image")
+    size = image_dimensions(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise InvalidInputError(
+            f"image too large: {size[0]}x{size[1]} pixels (at most {max_pixels:,} pixels)"
+        )
     buffer = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
@@ -132,11 +170,13 @@ def largest_face_or_center(
 
 
 __all__ = [
+    "MAX_IMAGE_PIXELS",
     "FaceDetector",
     "FaceDetectorConfig",
     "center_square",
     "crop",
     "decode_image",
+    "image_dimensions",
     "largest_face_or_center",
     "read_image",
     "to_gray",
