@@ -124,6 +124,8 @@ async def test_open_inference_protocol_round_trip(
         flat = (await client.post(f"/v2/models/{model_name}/infer", json=request)).json()
         nested_request = {"inputs": [{**tensor, "data": batch.tolist()}]}
         nested = await client.post(f"/v2/models/{model_name}/versions/1/infer", json=nested_request)
+        metrics = (await client.get("/metrics")).text
+        openapi = (await client.get("/openapi.json")).json()
 
     assert (live.status_code, ready.status_code) == (200, 200)
     assert server["name"] == "chimp-serving"
@@ -144,6 +146,13 @@ async def test_open_inference_protocol_round_trip(
     assert nested.status_code == 200
     assert np.allclose(nested.json()["outputs"][0]["data"], output["data"], atol=1e-5)
     assert "id" not in nested.json()
+    # Infer is served by lean routes: still counted under its template and still documented.
+    assert 'route="/v2/models/{name}/infer",status="200"' in metrics
+    assert 'route="/v2/models/{name}/versions/{version}/infer",status="200"' in metrics
+    documented = openapi["paths"]["/v2/models/{name}/versions/{version}/infer"]["post"]
+    assert documented["operationId"] == "v2_version_infer"
+    assert [p["name"] for p in documented["parameters"]] == ["name", "version"]
+    assert "application/json" in documented["requestBody"]["content"]
 
 
 async def test_bad_input_gets_a_clear_4xx(

@@ -82,6 +82,7 @@ def create_app(
     metrics_holder.append(metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Routes are matched in order: the hot inference paths first (v2 infer, predict-image).
+    app.router.routes.extend(v2.lean_infer_routes())
     app.include_router(v2.build_router())
     app.include_router(images.router)
     app.include_router(health.build_router(lambda: _state(app).manager))
