@@ -3,14 +3,19 @@
 One run prints, for the same small emotion-style CNN (48x48 gray in, 7 logits out):
 
 * raw in-process ONNX Runtime inferences/s (batch 1, one thread);
-* the serving API's requests/s and p50/p99 latency for v2 infer and for predict-image
-  (a 640x480 JPEG with one face) at concurrency 1 and 16, with micro-batching on and off;
+* the serving API's requests/s, p50/p99 latency and server CPU per request for v2 infer and for
+  predict-image (a 640x480 JPEG with one face) at concurrency 1 and 16, for each server variant
+  (default settings, micro-batching off, two worker processes);
 * failed requests while the production alias is moved 10 times under load (must be 0).
 
-The API runs in a uvicorn subprocess against a real ``mlflow server`` subprocess; the load
-generator is httpx on the same machine, so client and server share the CPU cores.
+The API runs in uvicorn subprocesses against a real ``mlflow server`` subprocess. The load
+generator is ``wrk`` (Debian: ``apt-get install wrk``) with a Lua script for the POST bodies: a C
+client takes little of the CPU the server is measured on. Without wrk it falls back to an httpx
+asyncio generator, which costs about as much CPU per request as the server and lowers every
+figure on a 2-core machine.
 
-    .venv/bin/python benchmarks/serving.py [--seconds 5] [--batching both|on|off]
+    .venv/bin/python benchmarks/serving.py [--seconds 5] [--variants default,batching-off,workers-2]
+        [--generator wrk|httpx]
 """
 
 from __future__ import annotations
@@ -19,13 +24,13 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,8 +169,15 @@ def start_mlflow(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
+VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "batching-off": {"CHIMP_SERVING__BATCHING__ENABLED": "false"},
+    "workers-2": {"CHIMP_SERVING__WORKERS": "2"},
+}
+
+
 def start_serving(
-    workdir: Path, mlflow_url: str, batching: bool, tag: str
+    workdir: Path, mlflow_url: str, variant: str, tag: str
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
@@ -176,22 +188,46 @@ def start_serving(
         "CHIMP_LOG_LEVEL": "WARNING",
         "CHIMP_SERVING__PORT": str(port),
         "CHIMP_SERVING__POLL_INTERVAL_S": "0.5",
-        "CHIMP_SERVING__BATCHING__ENABLED": "true" if batching else "false",
+        **VARIANTS[variant],
     }
     log = workdir / f"serving-{tag}.log"
     proc = start([sys.executable, "-m", "chimp.serving"], env, log, workdir)
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/health/ready", proc, log)
+    if variant == "workers-2":  # every worker loaded its models (readiness answers per process)
+        time.sleep(3)
     return proc, url
 
 
 # -- load ---------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU time of a process (Linux /proc): robust to other load on the machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process and its children (uvicorn workers), from /proc.
+
+    Robust to other load on the machine, unlike requests/s and latency.
+    """
+    return _cpu_of(pid) + sum(_cpu_of(child) for child in _children(pid))
 
 
 @dataclass
@@ -199,7 +235,8 @@ class LoadResult:
     requests: int
     failures: int
     seconds: float
-    latencies_ms: list[float]
+    p50_ms: float
+    p99_ms: float
     server_cpu_s: float = float("nan")
 
     @property
@@ -210,39 +247,125 @@ class LoadResult:
     def rps(self) -> float:
         return self.requests / self.seconds
 
-    def pct(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        return float(np.percentile(self.latencies_ms, q))
+
+@dataclass(frozen=True)
+class Workload:
+    """One kind of request: a POST body, and how many faces a good answer lists (if any)."""
+
+    path: str
+    body: bytes
+    content_type: str
+    faces: int | None = None
 
 
-Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+def v2_workload() -> Workload:
+    x = np.random.default_rng(1).random((1, 1, 48, 48), dtype=np.float32)
+    tensor = {
+        "name": "input",
+        "shape": [1, 1, 48, 48],
+        "datatype": "FP32",
+        "data": [round(float(v), 4) for v in x.ravel()],
+    }
+    body = json.dumps({"inputs": [tensor]}).encode()
+    return Workload(f"/v2/models/{MODEL}/infer", body, "application/json")
 
 
-async def load(
-    url: str, send: Send, concurrency: int, seconds: float, stop_event: asyncio.Event | None = None
+def image_workload(jpeg: bytes) -> Workload:
+    return Workload(f"/models/{MODEL}/predict-image", jpeg, "image/jpeg", faces=1)
+
+
+# -- generator 1: wrk (C, event-driven; a Lua script supplies the body and checks answers) -------
+
+_WRK_SCRIPT = """
+local f = assert(io.open(os.getenv("CHIMP_BODY_FILE"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*all")
+f:close()
+wrk.headers["Content-Type"] = os.getenv("CHIMP_BODY_TYPE")
+local faces = tonumber(os.getenv("CHIMP_FACES") or "")
+bad = 0
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function response(status, headers, body)
+  if status ~= 200 then bad = bad + 1 return end
+  if faces then
+    local _, n = string.gsub(body, '"box":', "")
+    if n ~= faces then bad = bad + 1 end
+  end
+end
+function done(summary, latency, requests)
+  local failed = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout
+  for _, t in ipairs(threads) do failed = failed + t:get("bad") end
+  io.write(string.format("CHIMP-RESULT %d %d %d %.1f %.1f\\n", summary.requests, failed,
+    summary.duration, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+class WrkLoad:
+    """A running ``wrk``; :meth:`result` waits for it (or interrupts it first)."""
+
+    def __init__(self, url: str, work: Workload, concurrency: int, seconds: float, tmp: Path):
+        body_file = tmp / ("body" + work.path.replace("/", "-") + ".bin")
+        body_file.write_bytes(work.body)
+        script = tmp / "post.lua"
+        script.write_text(_WRK_SCRIPT)
+        env = {
+            **os.environ,
+            "CHIMP_BODY_FILE": str(body_file),
+            "CHIMP_BODY_TYPE": work.content_type,
+            "CHIMP_FACES": "" if work.faces is None else str(work.faces),
+        }
+        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+               "-s", str(script), url + work.path]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+
+    def result(self, interrupt: bool = False) -> LoadResult:
+        if interrupt:
+            self.proc.send_signal(signal.SIGINT)  # wrk stops and reports what it did so far
+        out, _ = self.proc.communicate(timeout=600)
+        text = out.decode(errors="replace")
+        line = next((ln for ln in text.splitlines() if ln.startswith("CHIMP-RESULT")), None)
+        if line is None:
+            raise RuntimeError(f"wrk failed:\n{text}")
+        requests, failed, duration_us, p50_us, p99_us = line.split()[1:]
+        return LoadResult(
+            int(requests), int(failed), int(duration_us) / 1e6, float(p50_us) / 1000,
+            float(p99_us) / 1000,
+        )  # fmt: skip
+
+
+# -- generator 2: httpx asyncio (fallback where wrk is not installed) ----------------------------
+
+
+async def httpx_load(
+    url: str, work: Workload, concurrency: int, seconds: float, stop: asyncio.Event | None = None
 ) -> LoadResult:
     latencies: list[float] = []
     failures = 0
+    headers = {"content-type": work.content_type}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        for _ in range(3):  # warm connections and the model
-            await send(client)
+
+        async def send() -> bool:
+            response = await client.post(work.path, content=work.body, headers=headers)
+            if response.status_code != 200:
+                return False
+            return work.faces is None or len(response.json()["faces"]) == work.faces
+
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
 
         def done() -> bool:
-            if stop_event is not None:
-                return stop_event.is_set()
-            return time.perf_counter() >= deadline
+            return stop.is_set() if stop is not None else time.perf_counter() >= deadline
 
         async def worker() -> None:
             nonlocal failures
             while not done():
                 t0 = time.perf_counter()
                 try:
-                    response = await send(client)
-                    ok = response.status_code == 200
+                    ok = await send()
                 except httpx.HTTPError:
                     ok = False
                 latencies.append((time.perf_counter() - t0) * 1000)
@@ -250,65 +373,39 @@ async def load(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return LoadResult(len(latencies), failures, elapsed, latencies)
+    pct = (lambda q: float(np.percentile(latencies, q))) if latencies else (lambda q: float("nan"))
+    return LoadResult(len(latencies), failures, elapsed, pct(50), pct(99))
 
 
-def v2_sender() -> Send:
-    x = np.random.default_rng(1).random((1, 1, 48, 48), dtype=np.float32)
-    body = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "shape": [1, 1, 48, 48],
-                    "datatype": "FP32",
-                    "data": [round(float(v), 4) for v in x.ravel()],
-                }
-            ]
-        }
-    ).encode()
-    headers = {"content-type": "application/json"}
-
-    async def send(client: httpx.AsyncClient) -> httpx.Response:
-        return await client.post(f"/v2/models/{MODEL}/infer", content=body, headers=headers)
-
-    return send
+# -- runs ---------------------------------------------------------------------------------------
 
 
-def image_sender(jpeg: bytes) -> Send:
-    headers = {"content-type": "image/jpeg"}
-
-    async def send(client: httpx.AsyncClient) -> httpx.Response:
-        response = await client.post(
-            f"/models/{MODEL}/predict-image", content=jpeg, headers=headers
-        )
-        if response.status_code == 200 and len(response.json()["faces"]) != 1:
-            raise httpx.HTTPError("expected exactly one face")
-        return response
-
-    return send
-
-
-def row(label: str, result: LoadResult) -> str:
-    return (
-        f"| {label:<34} | {result.rps:8.1f} | {result.pct(50):7.2f} | {result.pct(99):7.2f} "
-        f"| {result.cpu_ms_per_request:7.2f} | {result.failures:4d} |"
-    )
-
-
-def measure(url: str, pid: int, send: Send, concurrency: int, seconds: float) -> LoadResult:
+def measure(
+    generator: str, url: str, pid: int, work: Workload, concurrency: int, seconds: float, tmp: Path
+) -> LoadResult:
+    # Warm connections, the model and the batching path before the timed run.
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(3):
+            client.post(work.path, content=work.body, headers={"content-type": work.content_type})
     before = cpu_seconds(pid)
-    result = asyncio.run(load(url, send, concurrency, seconds))
+    if generator == "wrk":
+        result = WrkLoad(url, work, concurrency, seconds, tmp).result()
+    else:
+        result = asyncio.run(httpx_load(url, work, concurrency, seconds))
     result.server_cpu_s = cpu_seconds(pid) - before
     return result
 
 
-async def alias_moves(
-    url: str, registry: ModelRegistry, versions: list[str], jpeg: bytes, moves: int
-) -> tuple[LoadResult, LoadResult, list[str]]:
-    stop_event = asyncio.Event()
-    v2 = asyncio.create_task(load(url, v2_sender(), 8, 0, stop_event))
-    images = asyncio.create_task(load(url, image_sender(jpeg), 8, 0, stop_event))
+def row(label: str, result: LoadResult) -> str:
+    return (
+        f"| {label:<36} | {result.rps:8.1f} | {result.p50_ms:7.2f} | {result.p99_ms:7.2f} "
+        f"| {result.cpu_ms_per_request:7.2f} | {result.failures:4d} |"
+    )
+
+
+async def _follow_moves(
+    url: str, registry: ModelRegistry, versions: list[str], moves: int
+) -> list[str]:
     seen: list[str] = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         for i in range(moves):
@@ -321,18 +418,62 @@ async def alias_moves(
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.3)
-    stop_event.set()
-    return await v2, await images, seen
+    return seen
+
+
+def alias_moves(
+    generator: str,
+    url: str,
+    registry: ModelRegistry,
+    versions: list[str],
+    works: list[Workload],
+    moves: int,
+    tmp: Path,
+) -> tuple[list[LoadResult], list[str]]:
+    """Move the production alias ``moves`` times while each workload runs at concurrency 8."""
+    if generator == "wrk":
+        loads = [WrkLoad(url, w, 8, 600, tmp) for w in works]
+        time.sleep(0.5)
+        try:
+            seen = asyncio.run(_follow_moves(url, registry, versions, moves))
+        finally:
+            results = [load.result(interrupt=True) for load in loads]
+        return results, seen
+
+    async def run() -> tuple[list[LoadResult], list[str]]:
+        stop_event = asyncio.Event()
+        tasks = [asyncio.create_task(httpx_load(url, w, 8, 0, stop_event)) for w in works]
+        try:
+            seen = await _follow_moves(url, registry, versions, moves)
+        finally:
+            stop_event.set()
+        return [await t for t in tasks], seen
+
+    return asyncio.run(run())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--batching", choices=["both", "on", "off"], default="both")
+    parser.add_argument(
+        "--variants",
+        default="default,batching-off,workers-2",
+        help=f"comma-separated server variants, from {', '.join(VARIANTS)}",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=["wrk", "httpx"],
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load generator (default: wrk when installed)",
+    )
     args = parser.parse_args()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     torch.set_num_threads(1)
     print(f"cores: {os.cpu_count()}, onnxruntime {ort.__version__}, providers "
-          f"{ort.get_available_providers()}")  # fmt: skip
+          f"{ort.get_available_providers()}, load generator: {args.generator}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="chimp-bench-") as tmp:
         workdir = Path(tmp)
         onnx_paths = [export_cnn(workdir / f"cnn-{s}.onnx", seed=s) for s in (1, 2, 3)]
@@ -340,50 +481,48 @@ def main() -> None:
         print(f"\nraw ONNX Runtime, batch 1, 1 thread: {raw:.1f} inferences/s "
               f"({1000 / raw:.2f} ms each)\n")  # fmt: skip
         jpeg = face_jpeg()
+        works = {"v2 infer": v2_workload(), "predict-image": image_workload(jpeg)}
         mlflow, mlflow_url = start_mlflow(workdir)
         try:
             registry = ModelRegistry(mlflow_url, experiment="bench")
             metadata = ModelMetadata(task="face-classification", labels=EMOTIONS, input=SPEC)
             versions = [registry.log_model_version(MODEL, p, metadata).version for p in onnx_paths]
             registry.set_alias(MODEL, PRODUCTION, versions[0])
-            modes = {"both": [True, False], "on": [True], "off": [False]}[args.batching]
             print(f"load average before: {os.getloadavg()}")
             print(
-                "| run                                |    req/s | p50 ms  | p99 ms  "
+                "| run                                  |    req/s | p50 ms  | p99 ms  "
                 "| srv CPU ms/req | fail |"
             )
             print(
-                "|------------------------------------|---------:|--------:|--------:"
+                "|--------------------------------------|---------:|--------:|--------:"
                 "|--------:|-----:|"
             )
-            best: dict[bool, float] = {}
-            # Both servers run side by side and the runs alternate, so a burst of other load
+            best: dict[str, float] = {}
+            # All variants run side by side and the runs alternate, so a burst of other load
             # on the machine does not favour one setting.
-            servers = {
-                b: start_serving(workdir, mlflow_url, b, "on" if b else "off") for b in modes
-            }
+            servers = {v: start_serving(workdir, mlflow_url, v, v) for v in variants}
             try:
-                for name, send in (
-                    ("v2 infer", v2_sender()),
-                    ("predict-image", image_sender(jpeg)),
-                ):
+                for name, work in works.items():
                     for c in (1, 16):
-                        for batching, (proc, url) in servers.items():
-                            tag = "batching on" if batching else "batching off"
-                            result = measure(url, proc.pid, send, c, args.seconds)
-                            print(row(f"{name} c={c} ({tag})", result), flush=True)
+                        for variant, (proc, url) in servers.items():
+                            result = measure(
+                                args.generator, url, proc.pid, work, c, args.seconds, workdir
+                            )
+                            print(row(f"{name} c={c} ({variant})", result), flush=True)
                             if name == "v2 infer" and c == 16:
-                                best[batching] = result.rps
+                                best[variant] = result.rps
             finally:
                 for proc, _ in servers.values():
                     stop(proc)
-            for batching, rps in best.items():
-                tag = "batching on" if batching else "batching off"
+            print(f"load average after: {os.getloadavg()}")
+            for variant, rps in best.items():
                 share = 100 * rps / raw
-                print(f"\nv2 infer c=16 ({tag}): {rps:.1f} req/s = {share:.0f}% of raw ORT")
-            proc, url = start_serving(workdir, mlflow_url, modes[-1], "moves")  # the default: off
+                print(f"v2 infer c=16 ({variant}): {rps:.1f} req/s = {share:.0f}% of raw ORT")
+            proc, url = start_serving(workdir, mlflow_url, "default", "moves")
             try:
-                v2_res, img_res, seen = asyncio.run(alias_moves(url, registry, versions, jpeg, 10))
+                (v2_res, img_res), seen = alias_moves(
+                    args.generator, url, registry, versions, list(works.values()), 10, workdir
+                )
             finally:
                 stop(proc)
             print(f"\nalias moved {len(seen)} times under load (versions {' -> '.join(seen)}):")
