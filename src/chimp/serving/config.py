@@ -21,13 +21,19 @@ class DetectorConfig(Section):
         "than 'default' at the same recall on webcam-like frames.",
     )
     max_side: int = Field(
-        default=240,
+        default=320,
         ge=32,
         description="Detection runs on a copy downscaled so its longer side is at most this. "
-        "Haar cost grows with pixel count; webcam faces stay large enough at 240 px.",
+        "Haar cost grows with pixel count; 320 px found the test face in 13 of 24 placements "
+        "and sizes at 6.6 ms, 240 px in 8 of 24 at 5.9 ms.",
     )
     scale_factor: float = Field(default=1.2, gt=1.0)
-    min_neighbors: int = Field(default=5, ge=0)
+    min_neighbors: int = Field(
+        default=3,
+        ge=0,
+        description="Overlapping detections needed to accept a face: lower finds more faces "
+        "(3 gave no false positives on noise frames), higher rejects more false ones.",
+    )
     min_size: int = Field(
         default=64,
         ge=1,
