@@ -12,7 +12,7 @@ test:  ## install test deps, lint, type-check, run every test (what CI runs)
 lint:
 	.venv/bin/ruff check src tests benchmarks
 	.venv/bin/ruff format --check src tests benchmarks
-	.venv/bin/mypy --strict src
+	.venv/bin/mypy --strict src tests benchmarks
 
 format:
 	.venv/bin/ruff check --fix src tests benchmarks

@@ -144,7 +144,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{proc.args!r} exited:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -373,8 +373,13 @@ async def httpx_load(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    pct = (lambda q: float(np.percentile(latencies, q))) if latencies else (lambda q: float("nan"))
-    return LoadResult(len(latencies), failures, elapsed, pct(50), pct(99))
+    return LoadResult(
+        len(latencies), failures, elapsed, percentile(latencies, 50), percentile(latencies, 99)
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
 
 
 # -- runs ---------------------------------------------------------------------------------------
