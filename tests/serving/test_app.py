@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 from pydantic import SecretStr
 
+from chimp.serving.app import create_app
 from chimp.shared.registry import PRODUCTION, ModelRegistry, user_alias
 from chimp.shared.settings import AuthConfig
 from tests.fixtures.onnx_models import make_tiny_onnx
@@ -155,6 +158,49 @@ async def test_open_inference_protocol_round_trip(
     assert "application/json" in documented["requestBody"]["content"]
 
 
+def references(node: object) -> Iterator[str]:
+    """Every ``$ref`` value anywhere in a JSON document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from references(value)
+
+
+def resolve(document: dict[str, Any], ref: str) -> object:
+    """The node a local reference (``#/a/b``) points at; KeyError when there is none."""
+    assert ref.startswith("#/"), ref
+    node: Any = document
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+async def test_every_openapi_reference_resolves(tmp_path: Path) -> None:
+    # The document needs no model and no registry: the app is asked without its lifespan.
+    app = create_app(serving_settings(tmp_path, "http://127.0.0.1:9", "no-model"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
+        document = (await client.get("/openapi.json")).json()
+
+    refs = set(references(document))
+    unresolved = []
+    for ref in sorted(refs):
+        try:
+            resolve(document, ref)
+        except KeyError:
+            unresolved.append(ref)
+    assert unresolved == []
+    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"] == {"$ref": "#/components/schemas/V2InferenceRequest"}
+    assert "#/components/schemas/V2RequestInput" in refs
+
+
 async def test_bad_input_gets_a_clear_4xx(
     registry: ModelRegistry, model_name: str, mlflow_uri: str, tmp_path: Path, astronaut_jpeg: bytes
 ) -> None:
@@ -208,6 +254,15 @@ async def test_bad_input_gets_a_clear_4xx(
             "strings as data": await client.post(
                 infer, json={"inputs": [{**good, "data": ["x"] * 2304}]}
             ),
+            "booleans as FP32 data": await client.post(
+                infer, json={"inputs": [{**good, "data": [True] + [0.0] * 2303}]}
+            ),
+            "nested deeper than shape": await client.post(
+                infer, json={"inputs": [{**good, "shape": [1, 2304], "data": [[[0.5] * 2304]]}]}
+            ),
+            "binary output asked": await client.post(
+                infer, json={"inputs": [good], "parameters": {"binary_data_output": True}}
+            ),
             "unknown input name": await client.post(
                 infer, json={"inputs": [{**good, "name": "image"}]}
             ),
@@ -236,7 +291,8 @@ async def test_bad_input_gets_a_clear_4xx(
         "unknown version": 404, "malformed version": 400, "unknown alias": 404,
         "version and alias": 400, "bad mode": 422, "wrong shape": 400,
         "shape and data disagree": 400, "ragged data": 400, "wrong datatype": 400,
-        "strings as data": 400, "unknown input name": 400, "unknown output": 400,
+        "strings as data": 400, "booleans as FP32 data": 400, "nested deeper than shape": 400,
+        "binary output asked": 400, "unknown input name": 400, "unknown output": 400,
         "unknown field": 422, "no inputs": 422, "not json": 422, "v2 unknown model": 404,
         "v2 unknown version": 404, "legacy wrong shape": 400, "legacy unknown stage": 404,
     }  # fmt: skip
@@ -247,6 +303,11 @@ async def test_bad_input_gets_a_clear_4xx(
     assert "truncated" in cases["truncated jpeg"].json()["error"]
     assert "limit" in cases["50 MB upload"].json()["error"]
     assert "INT64" in cases["wrong datatype"].json()["error"]
+    assert "'input'" in cases["booleans as FP32 data"].json()["error"]
+    assert "booleans" in cases["booleans as FP32 data"].json()["error"]
+    assert "'input'" in cases["nested deeper than shape"].json()["error"]
+    assert "[1, 2304]" in cases["nested deeper than shape"].json()["error"]
+    assert "binary tensor data is not supported" in cases["binary output asked"].json()["error"]
     assert "production" in cases["unknown alias"].json()["error"]
     assert still_fine.status_code == 200
 

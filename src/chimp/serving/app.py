@@ -84,6 +84,7 @@ def create_app(
     # Routes are matched in order: the hot inference paths first (v2 infer, predict-image).
     app.router.routes.extend(v2.lean_infer_routes())
     app.include_router(v2.build_router())
+    v2.document_infer_request(app)
     app.include_router(images.router)
     app.include_router(health.build_router(lambda: _state(app).manager))
     app.include_router(models.build_router(settings.auth.token))

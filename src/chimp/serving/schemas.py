@@ -1,7 +1,8 @@
 """Request and response bodies of the serving API.
 
 The ``V2*`` models follow the Open Inference Protocol (KServe V2) REST spec field for field, so
-standard v2 clients work unchanged. Tensor ``data`` may be flat (row-major) or nested.
+standard v2 clients work unchanged. Tensor ``data`` may be flat (row-major) or nested exactly as
+``shape`` (checked by :mod:`chimp.serving.tensors`).
 """
 
 from __future__ import annotations

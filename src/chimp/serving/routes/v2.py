@@ -7,12 +7,10 @@ the binary-tensor extension is not offered). Errors are ``{"error": "..."}`` plu
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -28,10 +26,10 @@ from chimp.serving.schemas import (
     V2InferenceRequest,
     V2InferenceResponse,
     V2ModelMetadata,
-    V2RequestInput,
     V2ServerMetadata,
     V2TensorMetadata,
 )
+from chimp.serving.tensors import FP32, tensor_from_input
 from chimp.shared.errors import (
     BadRequestError,
     DependencyUnavailableError,
@@ -41,7 +39,6 @@ from chimp.shared.errors import (
     error_responses,
 )
 
-FP32 = "FP32"
 PLATFORM = "onnxruntime_onnx"
 
 _MODEL_ERRORS = error_responses(BadRequestError, NotFoundError, DependencyUnavailableError)
@@ -50,10 +47,17 @@ _MODEL_ERRORS = error_responses(BadRequestError, NotFoundError, DependencyUnavai
 # The infer body is read as bytes, parsed by orjson and validated as a dict (a 48x48 tensor is
 # ~18 KB of JSON: orjson + dict validation measured ~25% cheaper than pydantic's own JSON
 # parser), and the answer serialised once; on a small CNN this is a large share of a request.
+# FastAPI does not know the body's models, so their schemas are added to the document's
+# components by ``document_infer_request``, where this reference points.
+_SCHEMAS_REF = "#/components/schemas/{model}"
 _INFER_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": V2InferenceRequest.model_json_schema()}},
+        "content": {
+            "application/json": {
+                "schema": {"$ref": _SCHEMAS_REF.format(model=V2InferenceRequest.__name__)}
+            }
+        },
     }
 }
 _INFER_ERRORS = error_responses(
@@ -116,38 +120,15 @@ def _metadata(manager: ModelManager, resolved: Resolved) -> V2ModelMetadata:
     )
 
 
-def tensor_from_input(item: V2RequestInput) -> np.ndarray:
-    """The input's ``data`` (flat or nested) as a float32 array of its declared ``shape``."""
-    if item.parameters and "binary_data_size" in item.parameters:
-        raise BadRequestError(
-            "binary tensor data is not supported; send JSON data (tritonclient: binary_data=False)"
-        )
-    if item.datatype != FP32:
-        raise TensorShapeError(
-            f"input '{item.name}' has datatype {item.datatype}; this model takes {FP32}"
-        )
-    if not item.shape or any(d < 0 for d in item.shape):
-        raise TensorShapeError(f"input '{item.name}' has invalid shape {item.shape}")
-    try:
-        array = np.asarray(item.data, dtype=np.float32)
-    except (ValueError, TypeError):
-        raise TensorShapeError(
-            f"input '{item.name}' data is not a regular array of numbers"
-        ) from None
-    expected = math.prod(item.shape)
-    if array.size != expected:
-        raise TensorShapeError(
-            f"input '{item.name}' has {array.size} values but shape {item.shape} needs {expected}"
-        )
-    if not np.isfinite(array).all():
-        raise TensorShapeError(f"input '{item.name}' contains NaN or infinity")
-    return array.reshape(item.shape)
-
-
 async def _infer(resolved: Resolved, request: V2InferenceRequest) -> Response:
     """Run the request; the answer is a :class:`V2InferenceResponse` serialised with orjson."""
     model = resolved.model
     session = model.runner.model
+    if request.parameters and request.parameters.get("binary_data_output"):
+        raise BadRequestError(
+            "binary tensor data is not supported; ask for JSON outputs "
+            "(tritonclient: binary_data=False)"
+        )
     if len(request.inputs) != 1:
         raise TensorShapeError(
             f"this model takes exactly one input ('{session.input_name}'), "
@@ -225,6 +206,34 @@ def _infer_openapi(path: str) -> dict[str, Any]:
         {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
     ]
     return {**_INFER_BODY, "parameters": parameters}
+
+
+def _infer_request_schemas() -> dict[str, Any]:
+    """The infer body's model and the models it uses, as OpenAPI component schemas."""
+    schema = V2InferenceRequest.model_json_schema(ref_template=_SCHEMAS_REF)
+    used: dict[str, Any] = schema.pop("$defs", {})
+    return {**used, V2InferenceRequest.__name__: schema}
+
+
+def document_infer_request(app: FastAPI) -> None:
+    """Put the infer body's schemas into ``app``'s OpenAPI ``components/schemas``.
+
+    The infer routes declare their body through ``openapi_extra`` (the endpoint parses it
+    itself), so FastAPI's generator never sees those models; without this the document's
+    references to them would not resolve.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        document = generate()  # built on first use, then cached on the app
+        if fresh:
+            components = document.setdefault("components", {})
+            schemas = {**components.get("schemas", {}), **_infer_request_schemas()}
+            components["schemas"] = dict(sorted(schemas.items()))
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
 
 
 def build_router() -> APIRouter:
