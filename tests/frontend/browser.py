@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
@@ -62,3 +63,11 @@ def serve(app: FastAPI, port: int | None = None) -> Iterator[str]:
 def screenshot_path(name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / f"{name}.png"
+
+
+# Marks of every browser test module: `pytestmark = BROWSER_TEST_MARKS`.
+BROWSER_TEST_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not chromium_available(), reason="needs Debian chromium (apt install)"),
+]

@@ -21,9 +21,9 @@ from pydantic import SecretStr
 from chimp.frontend.app import create_app
 from chimp.frontend.config import FrontendConfig, FrontendSettings
 from tests.frontend.browser import (
+    BROWSER_TEST_MARKS,
     CHROMIUM,
     chromium_args,
-    chromium_available,
     screenshot_path,
     serve,
 )
@@ -31,11 +31,7 @@ from tests.frontend.stack import RealServices, real_services
 from tests.frontend.webcam import face_frame, write_y4m
 from tests.training.synthetic import write_folder_dataset, zip_folder
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not chromium_available(), reason="needs Debian chromium (apt install)"),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 TRAIN_TIMEOUT_MS = 300_000
 

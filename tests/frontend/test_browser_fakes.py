@@ -17,20 +17,16 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from chimp.frontend.config import FrontendSettings
 from tests.frontend.browser import (
+    BROWSER_TEST_MARKS,
     CHROMIUM,
     chromium_args,
-    chromium_available,
     screenshot_path,
     serve,
 )
 from tests.frontend.fakes import ServingState, TrainingState, version
 from tests.frontend.webcam import face_frame, write_y4m
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not chromium_available(), reason="needs Debian chromium (apt install)"),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 
 @pytest.fixture(scope="module")
