@@ -74,6 +74,10 @@ async def client(
         yield http
 
 
+# How long a finished test waits for jobs still in flight before the worker is closed.
+JOB_DRAIN_TIMEOUT_S = 10.0
+
+
 @contextlib.asynccontextmanager
 async def running_worker(settings: TrainingSettings) -> AsyncIterator[Worker]:
     worker = create_worker(settings, handle_signals=False)
@@ -81,10 +85,22 @@ async def running_worker(settings: TrainingSettings) -> AsyncIterator[Worker]:
     try:
         yield worker
     finally:
+        # A job whose outcome the test already saw may still be in arq's own bookkeeping
+        # (recording its result). close() cancels jobs in flight, so let those end first.
+        in_flight = [t for t in worker.tasks.values() if not t.done()]
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=JOB_DRAIN_TIMEOUT_S)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await worker.close()
+        try:
+            await worker.close()
+        except asyncio.CancelledError:
+            # A job still running after the drain was cancelled by close(); that is the
+            # shutdown we asked for. Our own cancellation must still propagate.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
 
 
 @pytest.fixture
