@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -21,6 +22,8 @@ from chimp.shared.errors import install_error_handlers
 from chimp.shared.health import Check, health_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Each check is ~60 ms of CPU and 16 MiB of scrypt memory: a few at a time is plenty.
+PASSWORD_THREADS = 2
 
 
 async def _backend_error(_: Request, exc: Exception) -> JSONResponse:
@@ -77,6 +80,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.signer = SessionSigner(key=key, max_age_s=cfg.session_max_age_s)
+    app.state.password_limiter = anyio.CapacityLimiter(PASSWORD_THREADS)
     app.state.templates = pages.make_templates()
     install_error_handlers(app)
     app.add_exception_handler(BackendError, _backend_error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
@@ -30,22 +31,20 @@ def signer_of(conn: HTTPConnection) -> SessionSigner:
     return signer
 
 
+def password_limiter_of(conn: HTTPConnection) -> anyio.CapacityLimiter:
+    limiter = conn.app.state.password_limiter
+    assert isinstance(limiter, anyio.CapacityLimiter)
+    return limiter
+
+
 def user_id_of(conn: HTTPConnection) -> str | None:
     """The caller's id; None only on public pages while sign-in is on and nobody is signed in."""
     value = conn.scope.get("state", {}).get("user_id")
     return value if isinstance(value, str) else None
 
 
-def _backends(request: Request) -> Backends:
-    return backends_of(request)
-
-
 def _config(request: Request) -> FrontendConfig:
     return settings_of(request).frontend
-
-
-def _settings(request: Request) -> FrontendSettings:
-    return settings_of(request)
 
 
 def _user_id(request: Request) -> str:
@@ -54,7 +53,7 @@ def _user_id(request: Request) -> str:
     return user
 
 
-BackendsDep = Annotated[Backends, Depends(_backends)]
+BackendsDep = Annotated[Backends, Depends(backends_of)]
 ConfigDep = Annotated[FrontendConfig, Depends(_config)]
-SettingsDep = Annotated[FrontendSettings, Depends(_settings)]
+SettingsDep = Annotated[FrontendSettings, Depends(settings_of)]
 UserIdDep = Annotated[str, Depends(_user_id)]

@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from chimp.frontend.access import safe_next
-from chimp.frontend.dependencies import SettingsDep, signer_of, user_id_of
+from chimp.frontend.dependencies import (
+    SettingsDep,
+    password_limiter_of,
+    signer_of,
+    user_id_of,
+)
 from chimp.frontend.passwords import verify_password
 from chimp.frontend.sessions import SESSION_COOKIE
 
@@ -90,7 +96,13 @@ async def login(
 ) -> Response:
     cfg = settings.frontend
     stored = cfg.users.get(username)
-    if stored is None or not verify_password(password, stored.get_secret_value()):
+    # scrypt is deliberately slow: off the event loop, so live pages keep flowing meanwhile.
+    if stored is None or not await anyio.to_thread.run_sync(
+        verify_password,
+        password,
+        stored.get_secret_value(),
+        limiter=password_limiter_of(request),
+    ):
         return _page(
             request,
             "login.html",
