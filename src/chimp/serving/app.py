@@ -38,7 +38,7 @@ def create_app(
     settings = settings or ServingSettings()
     config = settings.serving
     providers = select_providers(config.providers)
-    metrics_holder: list[ServingMetrics] = []
+    metrics = ServingMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +58,6 @@ def create_app(
             retry_failed_after_s=config.retry_failed_after_s,
             idle_unload_s=config.idle_unload_s,
         )
-        metrics = metrics_holder[0]
         metrics.attach(manager)
         pipeline = ImagePipeline(config.detector, anyio.CapacityLimiter(config.image_threads))
         app.state.serving = ServingState(settings, manager, pipeline, metrics)
@@ -78,8 +77,6 @@ def create_app(
         max_body_size=config.max_infer_body_bytes,
     )
     install_error_handlers(app)
-    metrics = ServingMetrics()
-    metrics_holder.append(metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Routes are matched in order: the hot inference paths first (v2 infer, predict-image).
     app.router.routes.extend(v2.lean_infer_routes())

@@ -22,7 +22,7 @@ class ServingState:
 
 
 def get_state(request: Request) -> ServingState:
-    """The app's state; also called directly by the lean routes (routes/raw.py)."""
+    """The app's state; also called directly by the lean infer routes (routes/v2.py)."""
     state: ServingState = request.app.state.serving
     return state
 

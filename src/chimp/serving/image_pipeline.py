@@ -41,20 +41,20 @@ def scores_from_outputs(outputs: np.ndarray, probabilities: bool) -> np.ndarray:
     return rows if probabilities else softmax(rows)
 
 
+def top_label(row: np.ndarray, labels: list[str]) -> tuple[str, float, dict[str, float]]:
+    """One row of scores as (best label, its score, every label's score)."""
+    best = int(np.argmax(row))
+    scores = {label: float(v) for label, v in zip(labels, row, strict=True)}
+    return labels[best], float(row[best]), scores
+
+
 def face_predictions(
     boxes: list[Box | None], scores: np.ndarray, labels: list[str]
 ) -> list[FacePrediction]:
     out: list[FacePrediction] = []
     for box, row in zip(boxes, scores, strict=True):
-        best = int(np.argmax(row))
-        out.append(
-            FacePrediction(
-                box=box,
-                scores={label: float(v) for label, v in zip(labels, row, strict=True)},
-                label=labels[best],
-                score=float(row[best]),
-            )
-        )
+        label, score, per_label = top_label(row, labels)
+        out.append(FacePrediction(box=box, scores=per_label, label=label, score=score))
     return out
 
 

@@ -84,14 +84,13 @@ class OnnxModel:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), sess_options=so, providers=options.providers)
         inputs = {i.name: i for i in self.session.get_inputs()}
-        outputs = [o.name for o in self.session.get_outputs()]
+        outputs = {o.name: o for o in self.session.get_outputs()}
         # Trust the graph over metadata: a stale input_name in the metadata must not break serving.
         chosen_in = input_name if input_name is not None and input_name in inputs else None
         chosen_in = chosen_in or next(iter(inputs))
         self.input_name: str = chosen_in
         chosen_out = output_name if output_name is not None and output_name in outputs else None
-        self.output_name: str = chosen_out or outputs[0]
-        self.output_names: list[str] = outputs
+        self.output_name: str = chosen_out or next(iter(outputs))
         arg = inputs[chosen_in]
         self.input_type: str = arg.type
         raw_shape = list(arg.shape)
@@ -99,8 +98,7 @@ class OnnxModel:
         self.fixed_batch: int | None = None if self.dynamic_batch else _dim(raw_shape[0])
         # Per-sample dims; None where the graph leaves a dimension symbolic.
         self.sample_shape: tuple[int | None, ...] = tuple(_dim(d) for d in raw_shape[1:])
-        out = next(o for o in self.session.get_outputs() if o.name == self.output_name)
-        self.output_shape: list[int | None] = [_dim(d) for d in out.shape]
+        self.output_shape: list[int | None] = [_dim(d) for d in outputs[self.output_name].shape]
 
     @property
     def providers(self) -> list[str]:

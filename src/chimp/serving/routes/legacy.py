@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import APIRouter, Query
 
 from chimp.serving.dependencies import ManagerDep, StateDep
-from chimp.serving.image_pipeline import scores_from_outputs
+from chimp.serving.image_pipeline import scores_from_outputs, top_label
 from chimp.serving.inference import TensorShapeError
 from chimp.serving.model_manager import Selector
 from chimp.serving.schemas import (
@@ -95,14 +95,8 @@ def build_router(default_model: str) -> APIRouter:
         labels = model.metadata.labels
         predictions = []
         for row in scores:
-            best = int(np.argmax(row))
-            predictions.append(
-                LegacyPrediction(
-                    label=labels[best],
-                    score=float(row[best]),
-                    scores={lab: float(v) for lab, v in zip(labels, row, strict=True)},
-                )
-            )
+            label, score, per_label = top_label(row, labels)
+            predictions.append(LegacyPrediction(label=label, score=score, scores=per_label))
         state.metrics.count_labels(name, model.version, [p.label for p in predictions])
         return LegacyInferResponse(
             model=resolved.ref, labels=labels, outputs=scores.tolist(), predictions=predictions
