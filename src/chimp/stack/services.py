@@ -80,7 +80,6 @@ def _redis_spec(settings: StackSettings, plan: StackPlan) -> ServiceSpec:
         port=PortSetting(port, "--redis-port", "CHIMP_STACK__REDIS_PORT"),
         stage=INFRA_STAGE,
         url=plan.redis_url,
-        description="queue",
     )
 
 
@@ -116,7 +115,6 @@ def _mlflow_spec(settings: StackSettings, plan: StackPlan) -> ServiceSpec:
         port=PortSetting(port, "--mlflow-port", "CHIMP_STACK__MLFLOW_PORT"),
         stage=INFRA_STAGE,
         url=url,
-        description="tracking + model registry",
     )
 
 

@@ -43,4 +43,3 @@ class ServiceSpec:
     # APIs check MLflow and Redis at start-up, so those come first.
     stage: int = 0
     url: str | None = None
-    description: str = ""

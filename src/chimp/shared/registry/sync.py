@@ -80,10 +80,11 @@ class ModelRegistry(RunTracker):
         if run_id is None:
             run_id = self.start_run(name, tags={**chimp_tags, **(tags or {})})
         try:
+            # CHIMP's tags win over the caller's: serving reads its metadata from them.
+            run_tags = {**(tags or {}), **chimp_tags}
             self._log_run_contents(
-                run_id, onnx_path, metadata, params, metrics, metric_history, artifacts, tags
+                run_id, onnx_path, metadata, params, metrics, metric_history, artifacts, run_tags
             )
-            self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in chimp_tags.items()])
             self._ensure_registered_model(name)
             created = self._client.create_model_version(
                 name,
@@ -109,7 +110,7 @@ class ModelRegistry(RunTracker):
         metrics: Mapping[str, float] | None,
         metric_history: Mapping[str, list[float]] | None,
         artifacts: Sequence[Path] | None,
-        tags: Mapping[str, str] | None,
+        tags: Mapping[str, str],
     ) -> None:
         if params:
             self._log_params(run_id, params)
@@ -127,8 +128,7 @@ class ModelRegistry(RunTracker):
             for key, value in (metrics or {}).items()
         ]
         self._log_metric_batch(run_id, history + summary)
-        if tags:
-            self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         # The ONNX file always lands as model/model.onnx, whatever it was called locally.
         with tempfile.TemporaryDirectory(prefix="chimp-model-") as staging:
             folder = Path(staging)
@@ -188,14 +188,17 @@ class ModelRegistry(RunTracker):
             raise
         return {str(alias): str(version) for alias, version in (model.aliases or {}).items()}
 
-    def _get(self, name: str, version: str, aliases: Mapping[str, str]) -> ModelVersionInfo:
+    def _model_version(self, name: str, version: str) -> ModelVersion:
         check_version(version)
         try:
-            mv = self._client.get_model_version(name, version)
+            return self._client.get_model_version(name, version)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 raise NotFoundError(f"model {name!r} has no version {version}") from exc
             raise
+
+    def _get(self, name: str, version: str, aliases: Mapping[str, str]) -> ModelVersionInfo:
+        mv = self._model_version(name, version)
         return self._version_info(mv, [a for a, v in aliases.items() if v == version])
 
     @mlflow_call
@@ -224,8 +227,7 @@ class ModelRegistry(RunTracker):
         """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
         check_model_name(name)
         validate_alias(alias)
-        check_version(version)
-        self._get(name, version, {})  # a clear NotFoundError for an unknown model/version
+        self._model_version(name, version)  # a clear NotFoundError for an unknown model/version
         self._client.set_registered_model_alias(name, alias, version)
 
     @mlflow_call
@@ -285,10 +287,13 @@ class ModelRegistry(RunTracker):
     # -- files -----------------------------------------------------------------------------
 
     def _run_of(self, name: str, version: str) -> str:
-        info = self.get_version(name, version)
-        if info.run_id is None:
+        # Only the run id: the version's metrics (another MLflow call) are not needed here.
+        check_model_name(name)
+        self._aliases_of(name)  # "not registered" rather than "no version" for an unknown model
+        run_id = self._model_version(name, version).run_id
+        if not run_id:
             raise NotFoundError(f"model {name!r} version {version} has no run")
-        return info.run_id
+        return str(run_id)
 
     @mlflow_call
     def download_onnx(self, name: str, version: str, dest_dir: Path) -> Path:
