@@ -226,10 +226,17 @@ async def _end_run(settings: TrainingSettings, run_id: str, status: TaskStatus) 
     The child ends its own run when it stops cleanly; this covers a child that was killed
     (ignored a cancel, ran past its time limit, crashed) and left the run RUNNING.
     """
-    registry = ModelRegistry(settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment)
     mark: RunStatus = "KILLED" if status is TaskStatus.CANCELLED else "FAILED"
+
+    def end_run() -> None:
+        # Building the MLflow client is blocking work too, and may fail like the call itself.
+        registry = ModelRegistry(
+            settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment
+        )
+        registry.end_run(run_id, mark)
+
     try:
-        await asyncio.to_thread(registry.end_run, run_id, mark)
+        await asyncio.to_thread(end_run)
     except Exception:
         logger.warning("could not mark MLflow run %s %s", run_id, mark, exc_info=True)
 

@@ -35,6 +35,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _decode(raw: dict[bytes, bytes]) -> TaskInfo:
+    return TaskInfo.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
+
+
 class TaskStore:
     def __init__(self, client: aioredis.Redis, prefix: str, *, ttl_s: int) -> None:
         self._redis = client
@@ -60,19 +64,23 @@ class TaskStore:
         raw = await self._redis.hgetall(self._key(task_id))  # type: ignore[misc]
         if not raw:
             raise NotFoundError(f"no task with id '{task_id}'", detail={"task_id": task_id})
-        return TaskInfo.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
+        return _decode(raw)
 
     async def list(self, *, limit: int = 100, offset: int = 0) -> list[TaskInfo]:
         """Newest first; ids whose record expired are dropped from the index on the way."""
-        ids = await self._redis.zrevrange(self._index, offset, offset + limit - 1)
-        tasks = []
-        for raw_id in ids:
-            task_id = raw_id.decode()
-            try:
-                tasks.append(await self.get(task_id))
-            except NotFoundError:
-                await self._redis.zrem(self._index, task_id)
-        return tasks
+        ids = [
+            raw_id.decode()
+            for raw_id in await self._redis.zrevrange(self._index, offset, offset + limit - 1)
+        ]
+        # One round trip for the page, not one per task.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hgetall(self._key(task_id))
+            records = await pipe.execute()
+        expired = [task_id for task_id, raw in zip(ids, records, strict=True) if not raw]
+        if expired:
+            await self._redis.zrem(self._index, *expired)
+        return [_decode(raw) for raw in records if raw]
 
     async def update(self, task_id: str, **fields: Any) -> bool:
         """Set ``fields`` unless the task is finished; True when applied."""
