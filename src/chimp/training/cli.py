@@ -4,6 +4,7 @@
     chimp-train plugins
     chimp-train datasets list | upload NAME FILE.zip [--overwrite] | delete NAME
     chimp-train run PLUGIN --arg k=v ... --dataset key=name ... [--user ID] [--promote]
+    chimp-train models pretrained [--wheel PATH | --hdf5 PATH]   (talks to MLflow directly)
 
 Client commands talk HTTP to ``--url`` (default: this machine's training API) and send
 ``CHIMP_AUTH__TOKEN`` as the bearer token. ``run`` follows the task with a progress bar and
@@ -23,6 +24,7 @@ import httpx
 
 from chimp.shared.schemas.tasks import TaskInfo, TaskStatus
 from chimp.training.config import TrainingSettings
+from chimp.training.pretrained import command as pretrained_command
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED, EXIT_API = 0, 1, 2, 3
 POLL_S = 0.5
@@ -243,6 +245,10 @@ def build_parser(settings: TrainingSettings) -> argparse.ArgumentParser:
     run.add_argument("--promote", action="store_true", help="make the new version production")
     run.add_argument("--no-follow", action="store_true", help="print the task id and return")
     run.set_defaults(handler=cmd_run)
+
+    models = sub.add_parser("models", help="manage registered models")
+    model_actions = models.add_subparsers(dest="action", required=True)
+    pretrained_command.add_parser(model_actions)
     return parser
 
 
