@@ -15,13 +15,13 @@ from pathlib import Path
 from chimp.shared.errors import NotFoundError
 from chimp.shared.registry import PRODUCTION, ModelRegistry
 from chimp.shared.schemas.models import ModelVersionInfo
+from chimp.training.plugins.builtin.networks import TAG_ARCHITECTURE
 from chimp.training.pretrained.convert import ARCHITECTURE, ConvertedModel, convert
 from chimp.training.pretrained.source import WeightsSource
 from chimp.training.promotion import aliases_for_new_version
 
 logger = logging.getLogger(__name__)
 
-TAG_ARCHITECTURE = "chimp.architecture"
 TAG_ORIGIN = "chimp.origin"
 PRETRAINED_ORIGIN = "pretrained"
 LICENCE = "MIT"
