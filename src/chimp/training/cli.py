@@ -5,6 +5,7 @@
     chimp-train datasets list | upload NAME FILE.zip [--overwrite] | delete NAME
     chimp-train run PLUGIN --arg k=v ... --dataset key=name ... [--user ID] [--no-promote]
     chimp-train models rollback NAME
+    chimp-train models pretrained [--wheel PATH | --hdf5 PATH]   (talks to MLflow directly)
 
 Client commands talk HTTP to ``--url`` (default: this machine's training API) and send
 ``CHIMP_AUTH__TOKEN`` as the bearer token. ``run`` follows the task with a progress bar and
@@ -24,6 +25,7 @@ import httpx
 
 from chimp.shared.schemas.tasks import TaskInfo, TaskStatus
 from chimp.training.config import TrainingSettings
+from chimp.training.pretrained import command as pretrained_command
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED, EXIT_API = 0, 1, 2, 3
 POLL_S = 0.5
@@ -268,7 +270,8 @@ def build_parser(settings: TrainingSettings) -> argparse.ArgumentParser:
         "rollback", help="move production back to the previous champion"
     )
     rollback.add_argument("name")
-    models.set_defaults(handler=cmd_models)
+    rollback.set_defaults(handler=cmd_models)
+    pretrained_command.add_parser(model_actions)
     return parser
 
 

@@ -1,8 +1,9 @@
-"""Emotion recognition: a compact CNN on grayscale face crops, 7 emotions.
+"""Emotion recognition on grayscale face crops, 7 emotions: a compact CNN or mini-Xception.
 
 Training data: ``train/<emotion>/*.png|jpg`` (optional ``test/<emotion>/``) or the FER2013 CSV.
 Whole webcam frames are cut to the largest face first. ``mode=calibrate`` fine-tunes the current
-production model on a user's few frames (or trains from scratch when there is none yet).
+production model on a user's few frames (or trains from scratch when there is none yet); its
+network (``architecture``) defaults to the production model's, e.g. the pretrained mini-Xception.
 Heavy imports (torch) happen in ``run`` so listing plugins stays cheap.
 """
 
@@ -12,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from chimp.shared.schemas import models
-from chimp.shared.schemas.models import InputSpec
 from chimp.shared.schemas.plugins import PluginArgument, PluginDataset, PluginInfo
 from chimp.training.plugins.base import BasePlugin, PluginContext
 
@@ -27,7 +27,7 @@ class EmotionRecognitionPlugin(BasePlugin):
             "Trains a compact CNN for 7 emotions on grayscale face crops and registers it as "
             "ONNX. Dataset: train/<emotion>/*.png|jpg (optional test/<emotion>/) or the "
             "FER2013 CSV (emotion,pixels,Usage). mode=calibrate fine-tunes the production "
-            "model on a user's frames."
+            "model on a user's frames, with its network, input size and label order."
         ),
         arguments=[
             PluginArgument(name="epochs", type="int", optional=True, default=10,
@@ -47,6 +47,11 @@ class EmotionRecognitionPlugin(BasePlugin):
                            description="Share of train held out when there is no test split."),
             PluginArgument(name="seed", type="int", optional=True, default=0,
                            description="Random seed (shuffling, initial weights, split)."),
+            PluginArgument(name="architecture", type="str", optional=True, default=None,
+                           choices=["compact", "mini_xception"],
+                           description="Network: 'compact' CNN or 'mini_xception' (that of the "
+                                       "pretrained FER2013 model). Default: the production "
+                                       "model's when calibrating, else compact."),
         ],
         datasets=[
             PluginDataset(name="train", description="Labelled face images or a FER2013 CSV.")
@@ -55,6 +60,8 @@ class EmotionRecognitionPlugin(BasePlugin):
     )  # fmt: skip
 
     def run(self, context: PluginContext) -> Mapping[str, Any]:
+        from chimp.training.plugins.builtin.calibration import plan_start
+        from chimp.training.plugins.builtin.networks import check_architecture
         from chimp.training.plugins.builtin.pipeline import (
             PipelineConfig,
             fit_from_arguments,
@@ -64,18 +71,28 @@ class EmotionRecognitionPlugin(BasePlugin):
 
         args = context.arguments
         size = args["image_size"] or 48
+        requested = args.get("architecture")
+        architecture = check_architecture(requested) if requested is not None else None
+        model_name = args["model_name"] or context.default_model_name
+        calibrate = args["mode"] == "calibrate"
+        fit = fit_from_arguments(args)
+        split = holdout_fraction(args["validation_split"])
+        production = context.connector.get_production_model(model_name) if calibrate else None
+        start = plan_start(architecture, size, list(EMOTIONS), production, context.logger)
         return run_pipeline(
             context,
             PipelineConfig(
                 plugin=self.info.name,
                 task="face-classification",
-                spec=InputSpec(height=size, width=size, channels=1, color="gray"),
-                labels=list(EMOTIONS),
+                spec=start.spec,
+                labels=start.labels,
                 detect_faces=True,
                 accept_fer_csv=True,
-                model_name=args["model_name"] or context.default_model_name,
-                mode="calibrate" if args["mode"] == "calibrate" else "train",
-                fit=fit_from_arguments(args),
-                validation_split=holdout_fraction(args["validation_split"]),
+                model_name=model_name,
+                mode="calibrate" if calibrate else "train",
+                fit=fit,
+                validation_split=split,
+                architecture=start.architecture,
+                base=start.base,
             ),
         )

@@ -17,8 +17,8 @@ import torch
 
 from chimp.shared.schemas.models import InputSpec, ModelMetadata, TaskKind
 from chimp.shared.vision import FaceDetector
-from chimp.training.plugins.base import PluginContext
-from chimp.training.plugins.builtin import classifier, reports
+from chimp.training.plugins.base import PluginContext, ProductionModel
+from chimp.training.plugins.builtin import classifier, networks, reports
 from chimp.training.plugins.builtin.image_data import (
     DatasetError,
     LabelledData,
@@ -50,6 +50,8 @@ class PipelineConfig:
     fit: classifier.FitConfig
     validation_split: float
     dataset_key: str = "train"
+    architecture: networks.Architecture = "compact"
+    base: ProductionModel | None = None  # the version a calibration fine-tunes
 
 
 def _load(context: PluginContext, config: PipelineConfig) -> LabelledData:
@@ -76,31 +78,21 @@ def _load(context: PluginContext, config: PipelineConfig) -> LabelledData:
     )
 
 
-def _start_from_production(
-    context: PluginContext, config: PipelineConfig, model: classifier.CompactCNN, labels: list[str]
+def _load_base(
+    context: PluginContext, config: PipelineConfig, model: torch.nn.Module
 ) -> str | None:
-    """Load the production model's weights; the version used, or None (train from scratch)."""
-    production = context.connector.get_production_model(config.model_name)
-    if production is None:
-        context.logger.info(
-            "no production model of %s: calibrating from scratch", config.model_name
-        )
+    """Load the weights of the version to fine-tune; the version used, or None (from scratch)."""
+    if config.base is None:
+        if config.mode == "calibrate":
+            context.logger.info("no production model to start from: calibrating from scratch")
         return None
-    meta = production.version.metadata
-    if meta is None or meta.labels != labels or meta.input != config.spec:
-        context.logger.warning(
-            "production version %s has other labels or input: calibrating from scratch",
-            production.version.version,
-        )
-        return None
+    version = config.base.version.version
     try:
-        classifier.load_onnx_weights(model, production.onnx_path)
+        classifier.load_onnx_weights(model, config.base.onnx_path)
     except ValueError as exc:
-        context.logger.warning(
-            "cannot fine-tune version %s (%s): from scratch", production.version.version, exc
-        )
+        context.logger.warning("cannot fine-tune version %s (%s): from scratch", version, exc)
         return None
-    return production.version.version
+    return version
 
 
 def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, Any]:
@@ -123,10 +115,8 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
             train, held_out = stratified_split(data.train, config.validation_split, config.fit.seed)
     context.check_cancelled()
 
-    model = classifier.CompactCNN(config.spec.channels, len(labels))
-    base_version = None
-    if config.mode == "calibrate":
-        base_version = _start_from_production(context, config, model, labels)
+    model = networks.build_network(config.architecture, config.spec.channels, len(labels))
+    base_version = _load_base(context, config, model)
 
     test = held_out if held_out is not None else train
     epochs = config.fit.epochs
@@ -136,6 +126,7 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
         "learning_rate": config.fit.learning_rate,
         "seed": config.fit.seed,
         "mode": config.mode,
+        "architecture": config.architecture,
         "train_images": len(train),
         "test_images": len(test),
         "dataset_format": data.source,
@@ -188,7 +179,11 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
         "onnx_max_abs_diff": max_diff,
         **reports.per_class_metrics(matrix, labels),
     }
-    tags: dict[str, str] = {"chimp.mode": config.mode, DATASET_KEY_TAG: config.dataset_key}
+    tags: dict[str, str] = {
+        "chimp.mode": config.mode,
+        DATASET_KEY_TAG: config.dataset_key,
+        networks.TAG_ARCHITECTURE: config.architecture,
+    }
     if holdout is not None:
         tags[HOLDOUT_TAG] = holdout
     if base_version is not None:
@@ -207,6 +202,7 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
     return {
         "model_name": config.model_name,
         "mode": config.mode,
+        "architecture": config.architecture,
         "labels": labels,
         "train_images": len(train),
         "test_images": len(test),
