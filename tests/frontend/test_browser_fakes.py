@@ -169,3 +169,26 @@ def test_models_page_promotes_and_rolls_back(
     expect(page.locator("[data-alias=production]")).to_have_attribute(
         "data-version", "1", timeout=10000
     )
+
+
+def test_run_form_refuses_values_outside_the_plugins_bounds(
+    web: str, page: Page, training_state: TrainingState
+) -> None:
+    training_state.datasets["faces"] = {"name": "faces", "files": 2, "size_bytes": 9}
+    page.goto(web + "/training")
+    epochs = page.locator("#arg-epochs")
+    expect(epochs).to_have_attribute("min", "1", timeout=10000)
+    epochs.fill("-5")
+    page.get_by_role("button", name="Run").click()
+    assert epochs.evaluate("e => !e.validity.valid")
+    assert "1" in epochs.evaluate("e => e.validationMessage")
+    epochs.fill("2")
+    rate = page.locator("#arg-learning_rate")
+    rate.fill("0")
+    page.get_by_role("button", name="Run").click()
+    assert rate.evaluate("e => e.validationMessage") == "must be greater than 0"
+    assert training_state.runs == []
+    rate.fill("0.01")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#tasks tbody tr[data-status=succeeded]")).to_have_count(1, timeout=10000)
+    assert training_state.runs[0]["arguments"] == {"epochs": 2, "learning_rate": 0.01}

@@ -18,6 +18,8 @@
     for (const a of plugin.arguments || []) {
       properties[a.name] = { type: types[a.type] || "string", description: a.description, default: a.default ?? undefined };
       if (a.choices) properties[a.name].enum = a.choices;
+      const bounds = { ge: "minimum", gt: "exclusiveMinimum", le: "maximum", lt: "exclusiveMaximum" };
+      for (const [key, rule] of Object.entries(bounds)) if (a[key] != null) properties[a.name][rule] = a[key];
       if (!a.optional) required.push(a.name);
     }
     return { properties, required };

@@ -29,12 +29,12 @@ class EmotionRecognitionPlugin(BasePlugin):
             "model on a user's frames."
         ),
         arguments=[
-            PluginArgument(name="epochs", type="int", optional=True, default=10,
+            PluginArgument(name="epochs", type="int", optional=True, default=10, ge=1,
                            description="Passes over the training images."),
-            PluginArgument(name="batch_size", type="int", optional=True, default=64,
+            PluginArgument(name="batch_size", type="int", optional=True, default=64, ge=1,
                            description="Images per optimisation step."),
             PluginArgument(name="learning_rate", type="float", optional=True, default=0.001,
-                           description="Adam learning rate."),
+                           gt=0, description="Adam learning rate."),
             PluginArgument(name="mode", type="str", optional=True, default="train",
                            choices=["train", "calibrate"],
                            description="'calibrate' starts from the production model."),
@@ -43,8 +43,9 @@ class EmotionRecognitionPlugin(BasePlugin):
             PluginArgument(name="image_size", type="int", optional=True, default=48,
                            choices=[48, 64], description="Side of the square input in pixels."),
             PluginArgument(name="validation_split", type="float", optional=True, default=0.2,
+                           gt=0, lt=1,
                            description="Share of train held out when there is no test split."),
-            PluginArgument(name="seed", type="int", optional=True, default=0,
+            PluginArgument(name="seed", type="int", optional=True, default=0, ge=0,
                            description="Random seed (shuffling, initial weights, split)."),
         ],
         datasets=[
