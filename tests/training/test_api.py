@@ -299,3 +299,16 @@ async def test_argument_bounds_are_in_the_plugin_schema(client: httpx.AsyncClien
     assert branch("validation_split")["exclusiveMinimum"] == 0
     assert branch("validation_split")["exclusiveMaximum"] == 1
     assert branch("mode")["enum"] == ["train", "calibrate"]
+
+
+async def test_a_non_zip_upload_is_named_as_the_user_sent_it(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/datasets",
+        files={"file": ("holiday photo.png", b"\x89PNG not a zip", "image/png")},
+        data={"dataset_name": "faces"},
+    )
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]
+    assert message.startswith("holiday photo.png is not a zip file"), message
+    assert "upload.zip" not in message
+    assert "train/<label>/" in message  # the rule: what a dataset zip looks like

@@ -226,4 +226,4 @@ async def test_cli_uploads_runs_calibration_and_reports_failure(
         failing = await _cli("run", "example", "--arg", "greeting=x", "--arg", "fail=true",
                              url=served_api, cwd=tmp_path)  # fmt: skip
         assert failing.returncode == 1
-        assert "example failure" in failing.stderr
+        assert "error: RuntimeError: example failure" in failing.stdout
