@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from chimp.frontend.config import FrontendSettings
 from tests.frontend.browser import (
@@ -198,7 +198,7 @@ def test_run_form_refuses_values_outside_the_plugins_bounds(
 
 # -- a phone-sized screen, and what the pages tell a new user ---------------------------------
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture
