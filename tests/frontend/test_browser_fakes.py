@@ -321,3 +321,22 @@ def test_upload_errors_name_the_file_reset_the_bar_and_say_the_name_rule(
     message = name.evaluate("e => e.validationMessage")
     assert "letters, digits" in message, message
     assert training_state.uploads == []
+
+
+def test_a_models_picture_opens_full_size_and_closes(
+    web: str, page: Page, training_state: TrainingState
+) -> None:
+    training_state.versions = [version("1", "production")]
+    page.goto(web + "/models")
+    thumbnail = page.locator(".version[data-version='1'] .pictures img").first
+    expect(thumbnail).to_be_visible(timeout=10000)
+    thumbnail.click()
+    opened = page.locator("#lightbox img")
+    expect(opened).to_be_visible()
+    assert opened.get_attribute("src") == thumbnail.evaluate("i => i.currentSrc")
+    expect(page.locator("#lightbox figcaption")).to_contain_text("confusion_matrix.png")
+    page.keyboard.press("Escape")
+    expect(page.locator("#lightbox")).to_have_count(0)
+    thumbnail.click()
+    page.locator("#lightbox").click()
+    expect(page.locator("#lightbox")).to_have_count(0)
