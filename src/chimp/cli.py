@@ -8,6 +8,10 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from chimp.shared.cli import OneLineParser, fail, settings_problem
+
 PORT_FLAGS = {
     # flag: (section, field) in StackSettings
     "mlflow_port": ("stack", "mlflow_port"),
@@ -19,8 +23,8 @@ PORT_FLAGS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chimp", description="CHIMP: run the whole pipeline.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="chimp", description="CHIMP: run the whole pipeline.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser(
         "up",
@@ -40,11 +44,17 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated services not to start, e.g. frontend,worker",
     )
 
-    init = commands.add_parser("init", help="write a .env for docker compose with new secrets")
+    init = commands.add_parser(
+        "init",
+        help="write a .env for docker compose with new secrets",
+        description="Write a .env with new random secrets for docker compose.",
+    )
     init.add_argument("--output", type=Path, default=Path(".env"), help="default: ./.env")
     init.add_argument("--force", action="store_true", help="replace an existing file")
 
-    commands.add_parser("version", help="print the installed version")
+    commands.add_parser(
+        "version", help="print the installed version", description="Print CHIMP's version."
+    )
     return parser
 
 
@@ -52,7 +62,10 @@ def _up(args: argparse.Namespace) -> int:
     from chimp.stack.config import StackSettings
     from chimp.stack.up import up
 
-    settings = StackSettings()
+    try:
+        settings = StackSettings()
+    except ValidationError as exc:
+        return fail("chimp up", settings_problem(exc))
     if args.data_dir is not None:
         settings.data_dir = args.data_dir
     if args.host is not None:

@@ -113,13 +113,32 @@ PLUGIN = {
             "optional": True,
             "default": 5,
             "choices": None,
-        }
+            "ge": 1,
+        },
+        {
+            "name": "learning_rate",
+            "type": "float",
+            "description": "step size",
+            "optional": True,
+            "default": None,
+            "choices": None,
+            "gt": 0,
+        },
     ],
     "datasets": [{"name": "train", "description": "labelled faces", "optional": False}],
     "model_return_type": "onnx",
     "argument_schema": {
         "type": "object",
-        "properties": {"epochs": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": 5}},
+        "properties": {
+            "epochs": {
+                "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}],
+                "default": 5,
+            },
+            "learning_rate": {
+                "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}],
+                "default": None,
+            },
+        },
     },
 }
 

@@ -118,6 +118,20 @@ def test_live_page_says_no_model_yet(web: str, page: Page) -> None:
     page.screenshot(path=screenshot_path("e2e-live-no-model"))
 
 
+def test_a_non_zip_upload_names_the_users_file(web: str, page: Page, tmp_path: Path) -> None:
+    photo = tmp_path / "my holiday.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n not really a picture, and not a zip")
+    page.goto(web + "/training")
+    page.set_input_files("#dataset-file", str(photo))
+    page.fill("#dataset-name", "holiday")
+    page.get_by_role("button", name="Upload").click()
+    status = page.locator("#upload-status")
+    expect(status).to_contain_text("my holiday.png is not a zip file", timeout=30000)
+    expect(status).not_to_contain_text("upload.zip")
+    expect(page.locator("#upload-progress")).to_be_hidden()
+    page.screenshot(path=screenshot_path("e2e-upload-not-a-zip"), full_page=True)
+
+
 def test_upload_a_dataset_and_watch_training_finish(
     web: str, page: Page, dataset_zip: Path
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from chimp.frontend.config import FrontendSettings
 from tests.frontend.browser import (
@@ -116,6 +116,8 @@ def test_calibration_records_uploads_trains_and_returns_to_a_personal_model(
     expect(page.locator("#model-info")).to_have_text(
         re.compile(r"emotion-recognition v2 \(your personal model\)"), timeout=15000
     )
+    expect(page.locator("#notice")).to_contain_text("Your personal model is ready")
+    page.screenshot(path=screenshot_path("fakes-live-personal-ready"))
     ((name, files),) = training_state.uploads
     assert name.startswith("calib-")
     assert len(files) == 14
@@ -194,3 +196,172 @@ def test_models_page_shows_the_gates_reason_and_rolls_back(
         "data-version", "2", timeout=10000
     )
     expect(page.locator(".timeline li").first).to_have_attribute("data-kind", "rollback")
+
+
+def test_run_form_refuses_values_outside_the_plugins_bounds(
+    web: str, page: Page, training_state: TrainingState
+) -> None:
+    training_state.datasets["faces"] = {"name": "faces", "files": 2, "size_bytes": 9}
+    page.goto(web + "/training")
+    epochs = page.locator("#arg-epochs")
+    expect(epochs).to_have_attribute("min", "1", timeout=10000)
+    epochs.fill("-5")
+    page.get_by_role("button", name="Run").click()
+    assert epochs.evaluate("e => !e.validity.valid")
+    assert "1" in epochs.evaluate("e => e.validationMessage")
+    epochs.fill("2")
+    rate = page.locator("#arg-learning_rate")
+    rate.fill("0")
+    page.get_by_role("button", name="Run").click()
+    assert rate.evaluate("e => e.validationMessage") == "must be greater than 0"
+    assert training_state.runs == []
+    rate.fill("0.01")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#tasks tbody tr[data-status=succeeded]")).to_have_count(1, timeout=10000)
+    assert training_state.runs[0]["arguments"] == {"epochs": 2, "learning_rate": 0.01}
+
+
+# -- a phone-sized screen, and what the pages tell a new user ---------------------------------
+
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def _overflow(page: Page) -> int:
+    """How many CSS pixels the page is wider than the screen (0 when nothing scrolls sideways)."""
+    return int(
+        page.evaluate(
+            "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+            " - document.documentElement.clientWidth"
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "ready"),
+    [
+        ("/", "#bars .bar"),
+        ("/calibrate", "#emotions li"),
+        ("/training", "#run-form button"),
+        ("/models", ".version[data-version='1'] img"),
+    ],
+)
+def test_pages_fit_a_phone_screen(
+    web: str,
+    phone: Page,
+    training_state: TrainingState,
+    serving_state: ServingState,
+    path: str,
+    ready: str,
+) -> None:
+    serving_state.production = "1"
+    training_state.versions = [version("1", "production"), version("2", "staging")]
+    training_state.datasets["faces"] = {"name": "faces", "files": 2, "size_bytes": 9}
+    training_state.tasks["t1"] = {
+        "task_id": "0123456789abcdef", "plugin": "emotion_recognition", "status": "failed",
+        "progress": 0.4, "message": "reading train images (56/140)",
+        "error": "ValueError: something long went wrong while reading the images",
+        "created_at": "2026-01-01T00:00:00+00:00", "started_at": None, "finished_at": None,
+        "arguments": {}, "datasets": {}, "user_id": None, "result": None,
+    }  # fmt: skip
+    phone.goto(web + path)
+    expect(phone.locator(ready).first).to_be_visible(timeout=15000)
+    assert _overflow(phone) == 0, f"{path} scrolls sideways by {_overflow(phone)} px"
+    user = phone.locator("#user-id")
+    expect(user).to_be_visible()
+    box = user.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= PHONE["width"]
+    assert user.evaluate("e => e.scrollWidth <= e.clientWidth + 1")  # not clipped
+    assert float(user.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 12
+    name = path.strip("/") or "live"
+    phone.screenshot(path=screenshot_path(f"phone-{name}"), full_page=True)
+
+
+def test_no_model_is_said_once_and_no_round_trip_is_shown(web: str, page: Page) -> None:
+    page.goto(web + "/")
+    expect(page.locator("body")).to_have_attribute("data-live-state", "no_model", timeout=15000)
+    text = page.locator("#banner").inner_text()
+    assert text.lower().count("no model") == 1, text
+    expect(page.locator("#latency")).to_have_text("\u2013")
+    expect(page.locator("#model-info")).to_have_text("\u2013")
+
+
+def test_a_model_near_chance_is_flagged_beside_its_accuracy(
+    web: str, page: Page, training_state: TrainingState, serving_state: ServingState
+) -> None:
+    weak = version("4", "production")
+    weak["metrics"] = {"test_accuracy": 0.14, "test_loss": 1.95}
+    training_state.versions = [weak]
+    serving_state.production = "4"
+    page.goto(web + "/")
+    expect(page.locator("#model-info")).to_have_text(
+        "emotion-recognition v4 (production)", timeout=15000
+    )
+    expect(page.locator("#model-accuracy")).to_have_text("· 14% held-out accuracy")
+    expect(page.locator("#model-warning")).to_be_visible()
+    expect(page.locator("#model-warning")).to_contain_text("chance is 14%")
+    expect(page.locator("#latency")).to_have_text(re.compile(r"^\d+ ms$"))
+    page.screenshot(path=screenshot_path("fakes-live-near-chance"))
+
+
+def test_a_good_model_shows_its_accuracy_without_a_warning(
+    web: str, page: Page, training_state: TrainingState, serving_state: ServingState
+) -> None:
+    good = version("5", "production")
+    good["metrics"] = {"test_accuracy": 0.81}
+    training_state.versions = [good]
+    serving_state.production = "5"
+    page.goto(web + "/")
+    expect(page.locator("#model-accuracy")).to_have_text("· 81% held-out accuracy", timeout=15000)
+    expect(page.locator("#model-warning")).to_be_hidden()
+
+
+def test_upload_errors_name_the_file_reset_the_bar_and_say_the_name_rule(
+    web: str, page: Page, training_state: TrainingState, tmp_path: Path
+) -> None:
+    page.goto(web + "/training")
+    notes = tmp_path / "my notes.txt"
+    notes.write_text("not a zip")
+    page.set_input_files("#dataset-file", str(notes))
+    expect(page.locator("#upload-status")).to_contain_text("“my notes.txt” is not a .zip")
+    page.fill("#dataset-name", "notes")
+    page.get_by_role("button", name="Upload").click()
+    status = page.locator("#upload-status")
+    expect(status).to_contain_text("Upload of “my notes.txt” failed", timeout=10000)
+    expect(page.locator("#upload-progress")).to_be_hidden()
+    assert page.locator("#upload-progress").evaluate("e => e.value") == 0
+
+    name = page.locator("#dataset-name")
+    name.fill("my faces!")
+    page.get_by_role("button", name="Upload").click()
+    message = name.evaluate("e => e.validationMessage")
+    assert "letters, digits" in message, message
+    assert training_state.uploads == []
+
+
+def test_a_models_picture_opens_full_size_and_closes(
+    web: str, page: Page, training_state: TrainingState
+) -> None:
+    training_state.versions = [version("1", "production")]
+    page.goto(web + "/models")
+    thumbnail = page.locator(".version[data-version='1'] .pictures img").first
+    expect(thumbnail).to_be_visible(timeout=10000)
+    thumbnail.click()
+    opened = page.locator("#lightbox img")
+    expect(opened).to_be_visible()
+    assert opened.get_attribute("src") == thumbnail.evaluate("i => i.currentSrc")
+    expect(page.locator("#lightbox figcaption")).to_contain_text("confusion_matrix.png")
+    page.keyboard.press("Escape")
+    expect(page.locator("#lightbox")).to_have_count(0)
+    thumbnail.click()
+    page.locator("#lightbox").click()
+    expect(page.locator("#lightbox")).to_have_count(0)

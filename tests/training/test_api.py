@@ -253,3 +253,62 @@ async def test_openapi_declares_operations_and_errors(client: httpx.AsyncClient)
     assert run["operationId"] == "run_task"
     assert {"202", "404", "422"} <= set(run["responses"])
     assert "413" in spec["paths"]["/datasets"]["post"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "arguments", "bad_field"),
+    [
+        ("emotion_recognition", {"epochs": -5}, "epochs"),
+        ("emotion_recognition", {"epochs": 0}, "epochs"),
+        ("emotion_recognition", {"learning_rate": 0}, "learning_rate"),
+        ("emotion_recognition", {"validation_split": 1.0}, "validation_split"),
+        ("emotion_recognition", {"batch_size": 0}, "batch_size"),
+        ("image_classification", {"model_name": "m", "epochs": -1}, "epochs"),
+        ("example", {"greeting": "hi", "steps": 0}, "steps"),
+    ],
+)
+async def test_values_a_builtin_plugin_cannot_use_are_422_before_queueing(
+    client: httpx.AsyncClient,
+    settings: TrainingSettings,
+    redis_client: aioredis.Redis,
+    plugin: str,
+    arguments: dict[str, Any],
+    bad_field: str,
+) -> None:
+    assert (await upload(client, "faces", make_zip({"train/happy/a.png": b"x"}))).is_success
+    datasets = {} if plugin == "example" else {"train": "faces"}
+    response = await client.post(
+        f"/tasks/run/{plugin}", json={"arguments": arguments, "datasets": datasets}
+    )
+    assert response.status_code == 422, response.text
+    assert [d["loc"] for d in response.json()["detail"]] == [["arguments", bad_field]]
+    assert bad_field in response.json()["error"]
+    assert (await client.get("/tasks")).json() == []
+    assert await _queued_jobs(settings, redis_client) == 0
+
+
+async def test_argument_bounds_are_in_the_plugin_schema(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/plugins/emotion_recognition")).json()["argument_schema"]
+
+    def branch(name: str) -> dict[str, Any]:
+        prop: dict[str, Any] = schema["properties"][name]
+        return next(p for p in prop.get("anyOf", [prop]) if p.get("type") != "null")
+
+    assert branch("epochs")["minimum"] == 1
+    assert branch("learning_rate")["exclusiveMinimum"] == 0
+    assert branch("validation_split")["exclusiveMinimum"] == 0
+    assert branch("validation_split")["exclusiveMaximum"] == 1
+    assert branch("mode")["enum"] == ["train", "calibrate"]
+
+
+async def test_a_non_zip_upload_is_named_as_the_user_sent_it(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/datasets",
+        files={"file": ("holiday photo.png", b"\x89PNG not a zip", "image/png")},
+        data={"dataset_name": "faces"},
+    )
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]
+    assert message.startswith("holiday photo.png is not a zip file"), message
+    assert "upload.zip" not in message
+    assert "train/<label>/" in message  # the rule: what a dataset zip looks like

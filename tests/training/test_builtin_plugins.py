@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
+from pydantic import ValidationError
 
 from chimp.shared.preprocessing import preprocess
 from chimp.shared.schemas.models import InputSpec, ModelMetadata, ModelVersionInfo
@@ -182,9 +183,12 @@ def test_a_cancelled_context_stops_training(tmp_path: Path) -> None:
 def test_out_of_range_arguments_fail_clearly(
     tmp_path: Path, arguments: dict[str, Any], match: str
 ) -> None:
+    # The declared bounds refuse these before a task is queued...
+    with pytest.raises(ValidationError, match=match):
+        EmotionRecognitionPlugin.info.validate_arguments(arguments)
+    # ...and run() still refuses them when called with unchecked values.
     data = write_folder_dataset(tmp_path / "ds", 1)
-    context = make_context(
-        EmotionRecognitionPlugin, tmp_path, arguments, data, RecordingConnector()
-    )
+    context = make_context(EmotionRecognitionPlugin, tmp_path, {}, data, RecordingConnector())
+    context.arguments.update(arguments)
     with pytest.raises(ValueError, match=match):
         EmotionRecognitionPlugin().run(context)

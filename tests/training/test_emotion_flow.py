@@ -4,6 +4,7 @@ and through ``chimp-train run``, find the version in MLflow with metrics, labels
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -209,12 +210,12 @@ async def test_cli_uploads_runs_calibration_and_reports_failure(
         # user's model only: one person's frames never become everyone's model.
         run = await _cli(
             "run", "emotion_recognition", "--arg", "epochs=1", "--arg", "batch_size=32",
-            "--arg", "mode=calibrate", "--dataset", "train=faces", "--user", "ann",
+            "--arg", "mode=calibrate", "--dataset", "train=faces", "--user", "ann", "--json",
             url=served_api, cwd=tmp_path,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
         assert "100.0%" in run.stderr
-        assert '"mode": "calibrate"' in run.stdout
+        assert json.loads(run.stdout)["result"]["mode"] == "calibrate"
 
         async with httpx.AsyncClient(base_url=served_api) as client:
             versions = (await client.get(f"/models/{model_name}/versions")).json()
@@ -222,10 +223,10 @@ async def test_cli_uploads_runs_calibration_and_reports_failure(
 
         bad = await _cli("run", "emotion_recognition", "--arg", "epochs=many",
                          "--dataset", "train=faces", url=served_api, cwd=tmp_path)  # fmt: skip
-        assert bad.returncode == 3
+        assert bad.returncode == 2
         assert "epochs" in bad.stderr
 
         failing = await _cli("run", "example", "--arg", "greeting=x", "--arg", "fail=true",
                              url=served_api, cwd=tmp_path)  # fmt: skip
         assert failing.returncode == 1
-        assert "example failure" in failing.stderr
+        assert "error: RuntimeError: example failure" in failing.stdout

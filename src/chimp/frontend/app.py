@@ -18,6 +18,7 @@ from chimp.frontend.clients import BackendError, Backends, open_backends
 from chimp.frontend.config import FrontendSettings
 from chimp.frontend.routes import api, live, pages
 from chimp.frontend.sessions import SessionSigner
+from chimp.shared.api_docs import install_api_docs
 from chimp.shared.errors import install_error_handlers
 from chimp.shared.health import Check, health_router
 
@@ -82,6 +83,7 @@ def create_app(
     app.state.signer = SessionSigner(key=key, max_age_s=cfg.session_max_age_s)
     app.state.password_limiter = anyio.CapacityLimiter(PASSWORD_THREADS)
     app.state.templates = pages.make_templates()
+    install_api_docs(app)
     install_error_handlers(app)
     app.add_exception_handler(BackendError, _backend_error)
     app.add_middleware(

@@ -6,6 +6,10 @@ import argparse
 import getpass
 import sys
 
+from pydantic import ValidationError
+
+from chimp.shared.cli import OneLineParser, fail, settings_problem
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -14,7 +18,10 @@ def _serve(args: argparse.Namespace) -> int:
     from chimp.frontend.config import FrontendSettings
     from chimp.shared.logging import setup_logging
 
-    settings = FrontendSettings()
+    try:
+        settings = FrontendSettings()
+    except ValidationError as exc:
+        return fail("chimp-frontend", settings_problem(exc))
     cfg = settings.frontend
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
@@ -51,17 +58,22 @@ def _hash_password(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="chimp-frontend", description="CHIMP web app (live emotions, calibration, training)"
     )
-    sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="run the web app (the default)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run the web app (the default)",
+        description="Run the web app (settings from CHIMP_* variables, see docs/configuration.md).",
+    )
     for p in (parser, serve):
         p.add_argument("--host", default=None, help="bind address (CHIMP_FRONTEND__HOST)")
         p.add_argument("--port", type=int, default=None, help="port (CHIMP_FRONTEND__PORT)")
     hp = sub.add_parser(
         "hash-password",
         help='print a hash for CHIMP_FRONTEND__USERS, e.g. \'{"alice": "<hash>"}\'',
+        description="Print a scrypt hash of a password for the optional sign-in.",
     )
     hp.add_argument("--password", default=None, help="read from the terminal when omitted")
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ from chimp.serving.loading import OnnxLoader
 from chimp.serving.metrics import MetricsMiddleware, ServingMetrics
 from chimp.serving.model_manager import ModelManager, RegistryReader
 from chimp.serving.routes import health, images, legacy, models, v2
+from chimp.shared.api_docs import install_api_docs
 from chimp.shared.errors import install_error_handlers
 from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
 
@@ -76,6 +77,7 @@ def create_app(
         lifespan=lifespan,
         max_body_size=config.max_infer_body_bytes,
     )
+    install_api_docs(app)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Routes are matched in order: the hot inference paths first (v2 infer, predict-image).

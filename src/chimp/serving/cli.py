@@ -8,14 +8,16 @@ import os
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from chimp.serving.app import create_app
 from chimp.serving.config import ServingSettings
+from chimp.shared.cli import OneLineParser, fail, settings_problem
 from chimp.shared.logging import setup_logging
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="chimp-serving",
         description="CHIMP serving API: models from the MLflow registry over REST. "
         "Settings come from CHIMP_* environment variables (see docs/serving.md).",
@@ -65,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if value is not None:
             os.environ[env] = str(value)
-    settings = ServingSettings()
+    try:
+        settings = ServingSettings()
+    except ValidationError as exc:
+        return fail("chimp-serving", settings_problem(exc))
     setup_logging(settings.log_level, service="serving")
     config = settings.serving
     # With several workers uvicorn needs an import string: each worker process imports the

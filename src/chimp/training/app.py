@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from fastapi import Depends, FastAPI
 from redis.asyncio import ConnectionPool
 
+from chimp.shared.api_docs import install_api_docs
 from chimp.shared.auth import require_token
 from chimp.shared.datastore import open_datastore
 from chimp.shared.errors import DependencyUnavailableError, install_error_handlers
@@ -69,6 +70,7 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
         description="Datasets, training plugins, tasks with progress, and model promotion.",
         lifespan=lifespan,
     )
+    install_api_docs(app)
     install_error_handlers(app)
 
     def checks() -> Mapping[str, Check]:

@@ -8,6 +8,7 @@
   const barsBox = document.getElementById("bars");
   const grabCanvas = document.createElement("canvas");
   const LOST_AFTER_MS = 10000; // an answer this late means the link is broken: reconnect
+  const NEAR_CHANCE = 1.5; // below 1.5x chance accuracy, a model's confident bars mislead
 
   // Measurements the benchmark and the tests read.
   const stats = window.chimpLive = {
@@ -29,12 +30,56 @@
     banner(content, kind);
   }
 
-  function noModelMessage(text) {
+  function noModelMessage() {
     return [
-      el("b", {}, "No model yet. "), text + " ",
-      el("a", { href: "calibrate" }, "Calibrate to your face"), " (a minute in this browser), or ",
-      el("a", { href: "training" }, "upload a dataset and train"), ".",
+      el("b", {}, "No model yet. "),
+      el("a", { href: "calibrate" }, "Calibrate to your face"), " (about a minute, in this browser) or ",
+      el("a", { href: "training" }, "upload a dataset and train"), " one.",
     ];
+  }
+
+  /** Held-out accuracy of the answering version, from the registry; a warning near chance. */
+  const versionFacts = new Map();
+  function factsOf(model) {
+    const key = `${model.name}/${model.version}`;
+    if (!versionFacts.has(key)) {
+      versionFacts.set(key, chimp.api(`models/${encodeURIComponent(model.name)}/versions`).then((versions) => {
+        const found = (Array.isArray(versions) ? versions : []).find((v) => String(v.version) === String(model.version));
+        const metrics = (found && found.metrics) || {};
+        const accuracy = metrics.test_accuracy ?? metrics.val_accuracy ?? metrics.accuracy;
+        const labels = (found && found.metadata && found.metadata.labels) || session.emotions;
+        return { accuracy: typeof accuracy === "number" ? accuracy : null, classes: labels.length };
+      }, () => ({ accuracy: null, classes: session.emotions.length })));
+    }
+    return versionFacts.get(key);
+  }
+
+  async function showAccuracy(model) {
+    const label = document.getElementById("model-accuracy");
+    const warning = document.getElementById("model-warning");
+    if (!model) { label.textContent = ""; warning.classList.add("hidden"); return; }
+    const { accuracy, classes } = await factsOf(model);
+    if (stats.model !== model) return; // another version answered meanwhile
+    label.textContent = accuracy === null ? "" : `· ${Math.round(100 * accuracy)}% held-out accuracy`;
+    const chance = 1 / Math.max(1, classes);
+    const nearChance = accuracy !== null && accuracy < chance * NEAR_CHANCE;
+    warning.classList.toggle("hidden", !nearChance);
+    document.body.dataset.nearChance = nearChance ? "1" : "";
+    warning.textContent = nearChance
+      ? `This model is close to guessing: ${Math.round(100 * accuracy)}% right on held-out faces, `
+        + `where chance is ${Math.round(100 * chance)}%. Read its bars as noise; calibrate or train on more data.`
+      : "";
+  }
+
+  /** Once per personal version (and right after calibrating): say the personal model is in use. */
+  function announcePersonal(model) {
+    if (!model || !model.alias || !model.alias.startsWith("user-")) return;
+    const key = "chimp.personalAnnounced";
+    const fresh = new URLSearchParams(location.search).get("calibrated");
+    if (!fresh && localStorage.getItem(key) === model.version) return;
+    localStorage.setItem(key, model.version);
+    banner([el("b", {}, "Your personal model is ready. "),
+      `Version ${model.version}, trained on your calibration, answers for you now.`], "info", "notice");
   }
 
   function renderBars(scores, labels) {
@@ -118,7 +163,10 @@
 
   function onPrediction(message) {
     const model = message.model;
-    stats.model = model;
+    const was = stats.model;
+    const changed = !was || !model || was.name !== model.name || was.version !== model.version || was.alias !== model.alias;
+    stats.model = changed ? model : stats.model;
+    if (changed) { showAccuracy(model); announcePersonal(model); }
     stats.lastPrediction = message;
     document.getElementById("model-info").textContent = describeModel(model);
     document.body.dataset.modelVersion = model ? model.version : "";
@@ -130,19 +178,23 @@
 
   function onStatus(message) {
     stats.lastPrediction = null;
+    stats.model = null;
+    showAccuracy(null);
+    document.getElementById("model-info").textContent = "–";
     draw(null);
-    if (message.state === "no_model") setState("no_model", noModelMessage(message.message), "info");
+    if (message.state === "no_model") setState("no_model", noModelMessage(), "info");
     else if (message.state === "serving_down") {
       setState("serving_down", [el("b", {}, "Predictions are paused. "), message.message], "bad");
     } else setState(message.state, message.message, "warn");
   }
 
-  function frameDone() {
+  /** One frame answered; the round trip is shown only when a model answered it. */
+  function frameDone(answered) {
     const latency = performance.now() - sentAt;
     stats.latencies.push(latency);
     if (stats.latencies.length > 5000) stats.latencies.splice(0, 1000);
     stats.frames += 1;
-    document.getElementById("latency").textContent = `${latency.toFixed(0)} ms`;
+    document.getElementById("latency").textContent = answered ? `${latency.toFixed(0)} ms` : "–";
     inFlight = false;
   }
 
@@ -157,7 +209,7 @@
       if (message.type === "prediction") onPrediction(message);
       else if (message.type === "status") onStatus(message);
       // Drawn: the round trip ends here, when the user can see the answer.
-      frameDone();
+      frameDone(message.type === "prediction");
     };
     socket.onclose = (event) => {
       stats.connected = false;
@@ -229,7 +281,9 @@
     }
     renderBars(null, session.emotions);
     const params = new URLSearchParams(location.search);
-    if (params.get("calibrated")) setState("calibrated", "Your personal model is trained; it takes over within a few seconds.", "info");
+    if (params.get("calibrated")) {
+      banner("Calibration finished: your personal model takes over within a few seconds…", "info", "notice");
+    }
     if (await startCamera()) run();
   })();
 })();

@@ -12,7 +12,7 @@ const chimpSchemaForm = (() => {
       // A float argument also accepts ints (JSON has one number type): a number input.
       const types = new Set(real.map((p) => p.type));
       if (types.size && [...types].every((t) => t === "number" || t === "integer")) {
-        return { ...prop, type: types.has("number") ? "number" : "integer", nullable: true };
+        return { ...prop, ...Object.assign({}, ...real), type: types.has("number") ? "number" : "integer", nullable: true };
       }
     }
     return prop;
@@ -39,13 +39,29 @@ const chimpSchemaForm = (() => {
       input = el("input", {
         id, name, type: numeric ? "number" : "text",
         step: prop.type === "integer" ? "1" : numeric ? "any" : undefined,
-        min: prop.minimum, max: prop.maximum,
+        min: prop.minimum ?? prop.exclusiveMinimum, max: prop.maximum ?? prop.exclusiveMaximum,
         value: prop.default ?? undefined,
         placeholder: required ? "required" : "optional",
         required, dataset: { type: prop.type || "string" },
       });
+      if (numeric) exclusiveBounds(input, prop);
     }
     return el("label", {}, title, hint, input);
+  }
+
+  /** The browser checks min/max itself; "greater than" and "less than" need a rule of ours. */
+  function exclusiveBounds(input, prop) {
+    const { exclusiveMinimum: low, exclusiveMaximum: high } = prop;
+    if (low === undefined && high === undefined) return;
+    const check = () => {
+      const value = input.value === "" ? null : Number(input.value);
+      let problem = "";
+      if (value !== null && low !== undefined && value <= low) problem = `must be greater than ${low}`;
+      else if (value !== null && high !== undefined && value >= high) problem = `must be less than ${high}`;
+      input.setCustomValidity(problem);
+    };
+    input.addEventListener("input", check);
+    check();
   }
 
   /** Fill `form` with inputs for `schema`; returns a function reading typed values back. */

@@ -18,6 +18,8 @@
     for (const a of plugin.arguments || []) {
       properties[a.name] = { type: types[a.type] || "string", description: a.description, default: a.default ?? undefined };
       if (a.choices) properties[a.name].enum = a.choices;
+      const bounds = { ge: "minimum", gt: "exclusiveMinimum", le: "maximum", lt: "exclusiveMaximum" };
+      for (const [key, rule] of Object.entries(bounds)) if (a[key] != null) properties[a.name][rule] = a[key];
       if (!a.optional) required.push(a.name);
     }
     return { properties, required };
@@ -158,16 +160,33 @@
       await loadDatasets();
     } catch (err) {
       status.className = "error";
-      status.textContent = "Upload failed: " + err.message;
+      status.textContent = `Upload of “${file.name}” failed: ${err.message}`;
+      bar.value = 0; // the next try starts from an empty bar, not a full one
+      bar.classList.add("hidden");
     } finally {
       document.getElementById("upload-button").disabled = false;
     }
   }
 
+  // The training API's rule for dataset names, said in words instead of the browser's
+  // "Please match the requested format."
+  const NAME_RULE = "Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. faces-2024).";
+  const nameInput = document.getElementById("dataset-name");
+  function checkName() {
+    nameInput.setCustomValidity(nameInput.validity.patternMismatch ? NAME_RULE : "");
+  }
+  nameInput.addEventListener("input", checkName);
   document.getElementById("dataset-file").addEventListener("change", (e) => {
-    const nameInput = document.getElementById("dataset-name");
     const file = e.target.files[0];
-    if (file && !nameInput.value) nameInput.value = file.name.replace(/\.zip$/i, "").replace(/[^A-Za-z0-9._-]/g, "-");
+    if (file && !nameInput.value) {
+      nameInput.value = file.name.replace(/\.zip$/i, "").replace(/[^A-Za-z0-9._-]/g, "-")
+        .replace(/^[^A-Za-z0-9]+/, "").slice(0, 64);
+      checkName();
+    }
+    const status = document.getElementById("upload-status");
+    status.className = "muted";
+    status.textContent = file && !/\.zip$/i.test(file.name)
+      ? `“${file.name}” is not a .zip: a dataset is a zip with one folder per label.` : "";
   });
   document.getElementById("upload-form").addEventListener("submit", uploadDataset);
   document.getElementById("run-form").addEventListener("submit", runPlugin);

@@ -182,7 +182,14 @@ def _open_zip(fh: IO[bytes], zip_path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
-        raise InvalidInputError(f"{zip_path.name} is not a valid zip file: {exc}") from exc
+        raise InvalidInputError(_not_a_zip(zip_path, exc)) from exc
+
+
+def _not_a_zip(zip_path: Path, exc: BaseException) -> str:
+    return (
+        f"{zip_path.name} is not a zip file ({exc}): a dataset is a .zip with a folder per "
+        "label, e.g. train/<label>/001.jpg, or a FER2013 CSV inside a zip"
+    )
 
 
 def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
@@ -237,7 +244,7 @@ def unpack_zip(zip_path: Path, dest: Path, limits: UnpackLimits) -> UnpackedData
             try:
                 members = archive.infolist()
             except _CORRUPT_DATA_ERRORS as exc:
-                raise InvalidInputError(f"{zip_path.name} is not a valid zip file: {exc}") from exc
+                raise InvalidInputError(_not_a_zip(zip_path, exc)) from exc
             planned = _plan(members, limits)
             entries = _extract(archive, planned, dest, limits)
     except BaseException:

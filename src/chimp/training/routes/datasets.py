@@ -43,6 +43,13 @@ async def _spool(upload: UploadFile, dest: Path, limit: int) -> None:
         raise InvalidInputError("the uploaded file is empty", detail={"field": "file"})
 
 
+def _upload_name(filename: str | None) -> str:
+    """The client's file name reduced to a safe single path component (else upload.zip)."""
+    name = Path((filename or "").replace("\\", "/")).name.strip()
+    name = "".join(c for c in name if c.isprintable() and c not in "/\0")[:120]
+    return name if name not in ("", ".", "..") else "upload.zip"
+
+
 def router(guard: Sequence[Depends]) -> APIRouter:
     api = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -75,7 +82,8 @@ def router(guard: Sequence[Depends]) -> APIRouter:
         check_dataset_name(dataset_name)  # before reading a possibly large body to disk
         limit = state.settings.datastore.max_upload_bytes
         with tempfile.TemporaryDirectory(prefix="chimp-upload-") as tmp:
-            zip_path = Path(tmp) / "upload.zip"
+            # Named as the user's file, so an error about it names the file they chose.
+            zip_path = Path(tmp) / _upload_name(file.filename)
             await _spool(file, zip_path, limit)
             return await state.datastore.upload_dataset_zip(
                 dataset_name, zip_path, overwrite=overwrite

@@ -22,13 +22,20 @@ class ExamplePlugin(BasePlugin):
         arguments=[
             PluginArgument(name="greeting", type="str", description="Text to echo back."),
             PluginArgument(
-                name="steps", type="int", optional=True, default=5, description="Progress steps."
+                name="steps",
+                type="int",
+                optional=True,
+                default=5,
+                ge=1,
+                le=10_000,
+                description="Progress steps.",
             ),
             PluginArgument(
                 name="duration_s",
                 type="float",
                 optional=True,
                 default=0.0,
+                ge=0,
                 description="Seconds the whole run takes (to show progress and cancel).",
             ),
             PluginArgument(

@@ -11,7 +11,10 @@ import numpy.typing as npt
 WHITE = (255, 255, 255)
 BLACK = (0, 0, 0)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-CURVE_COLORS = [(200, 80, 30), (40, 140, 40), (30, 30, 200), (150, 50, 150)]
+GRID = (232, 232, 232)
+AXIS = (150, 150, 150)
+# BGR colour and legend caption of each split's curve, the same in both panels.
+CURVE_STYLES = {"train": ((200, 110, 30), "train"), "val": ((20, 120, 230), "held-out")}
 
 
 def confusion_matrix(
@@ -72,28 +75,84 @@ def draw_confusion_matrix(matrix: npt.NDArray[np.int64], labels: list[str], path
     return path
 
 
+def _nice_ticks(top: float, count: int = 5) -> list[float]:
+    """Round tick values from 0 up to at least ``top``."""
+    raw = max(top, 1e-9) / count
+    magnitude = 10 ** np.floor(np.log10(raw))
+    step = float(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw))
+    return [round(i * step, 10) for i in range(count + 2) if i * step <= top + step * 0.999]
+
+
+def _text(image: npt.NDArray[np.uint8], text: str, at: tuple[int, int], scale: float = 0.5,
+          color: tuple[int, int, int] = BLACK, anchor: str = "left") -> None:  # fmt: skip
+    (w, h), _ = cv2.getTextSize(text, FONT, scale, 1)
+    x = at[0] - (w if anchor == "right" else w // 2 if anchor == "center" else 0)
+    cv2.putText(image, text, (x, at[1] + h // 2), FONT, scale, color, 1, cv2.LINE_AA)
+
+
+def _panel(
+    image: npt.NDArray[np.uint8],
+    origin: tuple[int, int],
+    size: tuple[int, int],
+    name: str,
+    series: dict[str, list[float]],
+    top: float,
+) -> None:
+    """One metric (``loss`` or ``accuracy``) per epoch: train and validation, axes labelled."""
+    x0, y0 = origin
+    w, h = size
+    epochs = max(len(v) for v in series.values())
+    ticks = _nice_ticks(top)
+    top = ticks[-1]
+
+    def px(epoch: int) -> int:  # epoch counts from 1
+        return x0 + (w // 2 if epochs == 1 else int(w * (epoch - 1) / (epochs - 1)))
+
+    def py(value: float) -> int:
+        return y0 + h - int(h * min(max(value, 0.0), top) / top)
+
+    for value in ticks:
+        cv2.line(image, (x0, py(value)), (x0 + w, py(value)), GRID, 1)
+        _text(image, f"{value:g}", (x0 - 8, py(value)), 0.42, anchor="right")
+    step = max(1, -(-epochs // 10))
+    for epoch in range(1, epochs + 1, step):
+        cv2.line(image, (px(epoch), y0 + h), (px(epoch), y0 + h + 5), BLACK, 1)
+        _text(image, str(epoch), (px(epoch), y0 + h + 16), 0.42, anchor="center")
+    cv2.rectangle(image, (x0, y0), (x0 + w, y0 + h), AXIS, 1)
+    _text(image, "epoch", (x0 + w // 2, y0 + h + 38), 0.5, anchor="center")
+    label = np.full((24, h, 3), 255, np.uint8)
+    _text(label, name, (h // 2, 10), 0.5, anchor="center")
+    image[y0 : y0 + h, x0 - 62 : x0 - 38] = np.rot90(label)
+    _text(image, name, (x0, y0 - 30), 0.6)
+    legend_x = x0 + 100
+    for split, values in series.items():
+        color, caption = CURVE_STYLES[split]
+        points = np.array([(px(i + 1), py(v)) for i, v in enumerate(values)], dtype=np.int32)
+        cv2.polylines(image, [points], False, color, 2, cv2.LINE_AA)
+        for point in points:
+            cv2.circle(image, (int(point[0]), int(point[1])), 3, color, -1, cv2.LINE_AA)
+        cv2.line(image, (legend_x, y0 - 30), (legend_x + 24, y0 - 30), color, 3)
+        _text(image, f"{caption} (last {values[-1]:.3g})", (legend_x + 30, y0 - 30), 0.42)
+        legend_x += 185
+
+
 def draw_curves(history: dict[str, list[float]], path: Path, title: str) -> Path:
-    """Line plot of per-epoch metrics (each scaled to its own max so losses and accuracies fit)."""
-    width, height, pad = 640, 360, 40
+    """Loss and accuracy per epoch in two panels side by side, train and validation in each.
+
+    Each panel has its own y axis (loss from 0, accuracy from 0 to 1), epochs on the x axis
+    and the legend above the plot, so nothing hides a line.
+    """
+    width, height = 1200, 480
     image = np.full((height, width, 3), 255, np.uint8)
-    cv2.rectangle(image, (pad, pad), (width - pad, height - pad), (180, 180, 180), 1)
-    cv2.putText(image, title, (pad, 25), FONT, 0.55, BLACK, 1)
-    for index, (name, values) in enumerate(sorted(history.items())):
-        color = CURVE_COLORS[index % len(CURVE_COLORS)]
-        top = max(max(values), 1e-9)
-        span = max(1, len(values) - 1)
-        points = np.array(
-            [
-                (
-                    pad + int((width - 2 * pad) * i / span),
-                    height - pad - int((height - 2 * pad) * v / top),
-                )
-                for i, v in enumerate(values)
-            ],
-            dtype=np.int32,
-        )
-        cv2.polylines(image, [points], False, color, 2)
-        label = f"{name} (max {top:.3g})"
-        cv2.putText(image, label, (pad + 5, pad + 18 + 18 * index), FONT, 0.45, color, 1)
+    _text(image, f"{title}: training curves", (20, 20), 0.6)
+    panel_w, panel_h, top = width // 2 - 120, height - 170, 90
+    for index, metric in enumerate(("loss", "accuracy")):
+        series = {
+            split: values for split in CURVE_STYLES if (values := history.get(f"{split}_{metric}"))
+        }
+        if not series:
+            continue
+        ceiling = 1.0 if metric == "accuracy" else max(max(v) for v in series.values())
+        _panel(image, (90 + index * width // 2, top), (panel_w, panel_h), metric, series, ceiling)
     cv2.imwrite(str(path), image)
     return path
