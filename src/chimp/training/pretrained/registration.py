@@ -1,8 +1,9 @@
 """Register the converted mini-Xception as a version of the shared model, with its provenance.
 
-Every registration goes through :func:`register_pretrained`, which applies the same alias rule
-as a training run: the first version of a model becomes ``production``; a later one is only
-``staging``, so a pretrained model never replaces a production model that exists.
+Every registration goes through the evaluation gate like a trained version
+(:func:`chimp.training.gate.register_and_gate`): with no shared ``production`` yet it is the
+``first`` version and becomes ``production``; when a champion exists, it is scored against it on
+the champion's recorded evaluation data and replaces it only if the policy says it is better.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from pathlib import Path
 
 from chimp.shared.errors import NotFoundError
 from chimp.shared.registry import PRODUCTION, ModelRegistry
+from chimp.shared.schemas.continual import Decision
 from chimp.shared.schemas.models import ModelVersionInfo
+from chimp.training.gate import register_and_gate
 from chimp.training.plugins.builtin.networks import TAG_ARCHITECTURE
 from chimp.training.pretrained.convert import ARCHITECTURE, ConvertedModel, convert
 from chimp.training.pretrained.source import WeightsSource
-from chimp.training.promotion import aliases_for_new_version
+from chimp.training.records import ModelRecords
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ REPORTED_ACCURACY = "about 0.66 on the FER2013 test set (as reported by the pape
 class Registered:
     version: ModelVersionInfo
     aliases: list[str]
+    decision: Decision
 
 
 def provenance_tags(source: WeightsSource) -> dict[str, str]:
@@ -65,14 +69,18 @@ def shared_production(registry: ModelRegistry, model_name: str) -> str | None:
 
 
 def register_converted(
-    registry: ModelRegistry, model_name: str, model: ConvertedModel, source: WeightsSource
+    registry: ModelRegistry,
+    model_name: str,
+    model: ConvertedModel,
+    source: WeightsSource,
+    records: ModelRecords | None = None,
 ) -> Registered:
-    """Register ``model`` and point the aliases the promotion rule gives a new shared version."""
-    try:
-        existing = registry.aliases(model_name)
-    except NotFoundError:
-        existing = {}
-    info = registry.log_model_version(
+    """Register ``model`` as a candidate version of ``model_name`` and let the gate decide."""
+    if records is None:
+        records = ModelRecords(registry.tracking_uri, experiment=registry.experiment)
+    info, decision = register_and_gate(
+        registry,
+        records,
         model_name,
         model.onnx_path,
         model.metadata,
@@ -87,11 +95,8 @@ def register_converted(
         },
         tags=provenance_tags(source),
     )
-    aliases = aliases_for_new_version(existing, user_id=None, promote=False)
-    for alias in aliases:
-        registry.set_alias(model_name, alias, info.version)
-        logger.info("alias %s of %s -> version %s", alias, model_name, info.version)
-    return Registered(version=registry.get_version(model_name, info.version), aliases=aliases)
+    logger.info("pretrained %s version %s: %s", model_name, info.version, decision.verdict)
+    return Registered(version=info, aliases=sorted(info.aliases), decision=decision)
 
 
 def register_pretrained(
