@@ -78,6 +78,13 @@ class ValidationFailedError(ChimpError):
     code = "validation_error"
 
 
+class InsufficientStorageError(ChimpError):
+    """The disk filled up while storing what was sent; nothing of it was kept."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+
 class DependencyUnavailableError(ChimpError):
     """A service we depend on (Redis, MLflow, the datastore, another CHIMP service) is down."""
 

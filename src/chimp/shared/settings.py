@@ -43,6 +43,21 @@ class DatastoreConfig(Section):
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     max_unpacked_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)
     max_files: int = Field(default=200_000, gt=0)
+    max_compression_ratio: float = Field(
+        default=100.0,
+        gt=1,
+        description="A zip entry inflating more than this many times its packed size is refused "
+        "as a zip bomb (entries from compression_ratio_min_bytes up).",
+    )
+    compression_ratio_min_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="Entries smaller than this skip the ratio check."
+    )
+    min_free_disk_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Uploads that would leave less than this share of the disk free are refused.",
+    )
 
 
 class MlflowConfig(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from chimp.shared.errors import (
     BadRequestError,
     ConflictError,
     DependencyUnavailableError,
+    InsufficientStorageError,
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
@@ -38,7 +40,14 @@ async def _spool(upload: UploadFile, dest: Path, limit: int) -> None:
                 raise PayloadTooLargeError(
                     f"upload larger than the limit of {limit} bytes", detail={"limit": limit}
                 )
-            await out.write(chunk)
+            try:
+                await out.write(chunk)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise InsufficientStorageError(
+                        "the disk filled up while receiving the upload; nothing was kept"
+                    ) from exc
+                raise
     if written == 0:
         raise InvalidInputError("the uploaded file is empty", detail={"field": "file"})
 
@@ -63,6 +72,7 @@ def router(guard: Sequence[Depends]) -> APIRouter:
             ConflictError,
             PayloadTooLargeError,
             InvalidInputError,
+            InsufficientStorageError,
             DependencyUnavailableError,
         ),
     )
