@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from chimp.shared.schemas.datasets import visible_to
 from chimp.shared.schemas.models import ModelRef
 
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -138,8 +139,9 @@ def fake_training(state: TrainingState, model_name: str = "emotion-recognition")
         return [PLUGIN]
 
     @app.get("/datasets")
-    async def datasets() -> list[dict[str, Any]]:
-        return list(state.datasets.values())
+    async def datasets(user_id: str | None = None) -> list[dict[str, Any]]:
+        listed = list(state.datasets.values())
+        return [d for d in listed if user_id is None or visible_to(d["name"], user_id)]
 
     @app.post("/datasets", status_code=201)
     async def upload(

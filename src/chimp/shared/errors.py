@@ -44,6 +44,13 @@ class UnauthorizedError(ChimpError):
     code = "unauthorized"
 
 
+class ForbiddenError(ChimpError):
+    """Who is asking is known, but this is not theirs to touch."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFoundError(ChimpError):
     status_code = 404
     code = "not_found"
