@@ -48,9 +48,11 @@ def fake_serving(state: ServingState, model_name: str = "emotion-recognition") -
         return {"status": "ok"}
 
     @app.get("/models")
-    async def models() -> list[dict[str, Any]]:
+    async def models() -> dict[str, Any]:
         aliases = {"production": state.production} if state.production else {}
-        return [{"name": model_name, "aliases": aliases}]
+        # "loaded" stays empty: nothing in the web app reads what the process has loaded.
+        served = {"name": model_name, "aliases": aliases, "registry_aliases": aliases, "loaded": []}
+        return {"models": [served], "registry": {"ok": True, "error": None}}
 
     @app.post("/models/{name}/predict-image")
     async def predict(name: str, request: Request, user: str | None = None) -> Response:
