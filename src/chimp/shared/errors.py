@@ -142,9 +142,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_HTTP_CODES = {404: NotFoundError.code, 413: PayloadTooLargeError.code}
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = "not_found" if exc.status_code == 404 else f"http_{exc.status_code}"
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return _json(exc.status_code, ErrorBody(error=str(exc.detail), code=code), exc.headers)
 
 

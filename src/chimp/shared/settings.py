@@ -72,6 +72,17 @@ class AuthConfig(Section):
     )
 
 
+class CorsConfig(Section):
+    allow_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (e.g. https://app.example.com) allowed to call this "
+        "service from their pages. Empty: no cross-origin calls.",
+    )
+    allow_credentials: bool = Field(
+        default=False, description="Let those origins send cookies and Authorization headers."
+    )
+
+
 class ChimpSettings(BaseSettings):
     """The base every service's settings extend."""
 
@@ -92,6 +103,7 @@ class ChimpSettings(BaseSettings):
     mlflow: MlflowConfig = MlflowConfig()
     datastore: DatastoreConfig = DatastoreConfig()
     auth: AuthConfig = AuthConfig()
+    cors: CorsConfig = CorsConfig()
 
     def datastore_path(self) -> Path:
         """Folder of the local datastore backend."""
