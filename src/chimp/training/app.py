@@ -53,7 +53,10 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
             settings=settings,
             redis=redis,
             store=TaskStore(
-                redis, settings.training.key_prefix, ttl_s=settings.training.task_ttl_s
+                redis,
+                settings.training.key_prefix,
+                ttl_s=settings.training.task_ttl_s,
+                lease_s=settings.training.lease_s,
             ),
             datastore=datastore,
             registry=registry,

@@ -24,6 +24,7 @@ from chimp.training.jobs import (
     deserialize_job,
     run_training_task,
     serialize_job,
+    sweep_task_dirs,
 )
 from chimp.training.plugins.discovery import discover_plugins
 from chimp.training.task_store import TaskStore
@@ -42,11 +43,16 @@ async def startup(ctx: WorkerContext) -> None:
     catalog = discover_plugins(settings.training.plugin_dir)
     for source, error in catalog.errors.items():
         logger.warning("plugin %s not loaded: %s", source, error)
+    store = TaskStore(
+        ctx["redis"],
+        settings.training.key_prefix,
+        ttl_s=settings.training.task_ttl_s,
+        lease_s=settings.training.lease_s,
+    )
+    await sweep_task_dirs(store, settings.training.tmp_dir)
     ctx["state"] = WorkerState(
         settings=settings,
-        store=TaskStore(
-            ctx["redis"], settings.training.key_prefix, ttl_s=settings.training.task_ttl_s
-        ),
+        store=store,
         datastore=datastore,
         catalog=catalog,
     )
