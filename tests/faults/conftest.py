@@ -15,9 +15,11 @@ import pytest
 
 from chimp.training.config import TrainingSettings
 from tests.fixtures.ports import free_port, wait_for_port
+from tests.serving.conftest import astronaut_jpeg, mlflow_proxy
 from tests.training.conftest import make_settings, settings
 
-__all__ = ["make_settings", "settings"]  # the training tests' settings fixtures, shared
+# Fixtures of the training and serving tests, shared with the fault tests.
+__all__ = ["astronaut_jpeg", "make_settings", "mlflow_proxy", "settings"]
 
 
 class OwnRedis:

@@ -23,6 +23,7 @@ import stat
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -252,32 +253,40 @@ def _extract(
     entries: list[DatasetEntry] = []
     for info, rel in planned:
         target = dest.joinpath(*rel.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
         size = 0
-        with target.open("xb") as out:
-            for chunk in _read(archive, info):
-                size += len(chunk)
-                written += len(chunk)
-                if written > limits.max_unpacked_bytes:
-                    raise InvalidInputError(
-                        f"zip unpacks to more than the limit of {limits.max_unpacked_bytes} bytes",
-                        detail={"limit": "max_unpacked_bytes", "value": limits.max_unpacked_bytes},
-                    )
-                if written >= next_disk_check:
-                    check_free_disk(dest, len(chunk), limits)
-                    next_disk_check = written + _DISK_CHECK_EVERY
-                _write(out, chunk)
+        # Reading errors became InvalidInputError in _read: an OSError here is the disk's.
+        with raising_disk_full("unpacking the dataset"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("xb") as out:
+                for chunk in _read(archive, info):
+                    size += len(chunk)
+                    written += len(chunk)
+                    if written > limits.max_unpacked_bytes:
+                        raise InvalidInputError(
+                            "zip unpacks to more than the limit of "
+                            f"{limits.max_unpacked_bytes} bytes",
+                            detail={
+                                "limit": "max_unpacked_bytes",
+                                "value": limits.max_unpacked_bytes,
+                            },
+                        )
+                    if written >= next_disk_check:
+                        check_free_disk(dest, len(chunk), limits)
+                        next_disk_check = written + _DISK_CHECK_EVERY
+                    out.write(chunk)
         entries.append(DatasetEntry(path=rel.as_posix(), size=size))
     return sorted(entries, key=lambda entry: entry.path)
 
 
-def _write(out: IO[bytes], chunk: bytes) -> None:
+@contextmanager
+def raising_disk_full(doing: str) -> Iterator[None]:
+    """Turn a full disk (or quota) into :class:`InsufficientStorageError` (507)."""
     try:
-        out.write(chunk)
+        yield
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise InsufficientStorageError(
-                f"the disk filled up while unpacking the dataset: {os.strerror(exc.errno)}"
+                f"the disk filled up while {doing}: {os.strerror(exc.errno)}; nothing was kept"
             ) from exc
         raise
 
