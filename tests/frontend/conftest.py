@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from chimp.frontend.app import create_app
 from chimp.frontend.config import FrontendConfig, FrontendSettings
+from tests.contracts.checker import ContractChecked
 from tests.frontend.fakes import ServingState, TrainingState, fake_serving, fake_training
 
 ADMIN_TOKEN = "admin-secret"
@@ -38,14 +39,24 @@ def make_settings() -> Callable[..., FrontendSettings]:
 
 
 @pytest.fixture
+def contract_problems() -> Iterator[list[str]]:
+    """Every answer a fake gave that the real service's OpenAPI document would not allow."""
+    problems: list[str] = []
+    yield problems
+    assert problems == [], "a fake drifted from the real API's committed OpenAPI document"
+
+
+@pytest.fixture
 def make_app(
-    training_state: TrainingState, serving_state: ServingState
+    training_state: TrainingState, serving_state: ServingState, contract_problems: list[str]
 ) -> Callable[[FrontendSettings], FastAPI]:
     def make(settings: FrontendSettings) -> FastAPI:
+        training = ContractChecked(fake_training(training_state), "training", contract_problems)
+        serving = ContractChecked(fake_serving(serving_state), "serving", contract_problems)
         return create_app(
             settings,
-            training_transport=httpx.ASGITransport(app=fake_training(training_state)),
-            serving_transport=httpx.ASGITransport(app=fake_serving(serving_state)),
+            training_transport=httpx.ASGITransport(app=training),
+            serving_transport=httpx.ASGITransport(app=serving),
         )
 
     return make

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from chimp.shared.schemas.datasets import visible_to
 from chimp.shared.schemas.models import ModelRef
 
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -47,9 +48,11 @@ def fake_serving(state: ServingState, model_name: str = "emotion-recognition") -
         return {"status": "ok"}
 
     @app.get("/models")
-    async def models() -> list[dict[str, Any]]:
+    async def models() -> dict[str, Any]:
         aliases = {"production": state.production} if state.production else {}
-        return [{"name": model_name, "aliases": aliases}]
+        # "loaded" stays empty: nothing in the web app reads what the process has loaded.
+        served = {"name": model_name, "aliases": aliases, "registry_aliases": aliases, "loaded": []}
+        return {"models": [served], "registry": {"ok": True, "error": None}}
 
     @app.post("/models/{name}/predict-image")
     async def predict(name: str, request: Request, user: str | None = None) -> Response:
@@ -159,8 +162,9 @@ def fake_training(state: TrainingState, model_name: str = "emotion-recognition")
         return [PLUGIN]
 
     @app.get("/datasets")
-    async def datasets() -> list[dict[str, Any]]:
-        return list(state.datasets.values())
+    async def datasets(user_id: str | None = None) -> list[dict[str, Any]]:
+        listed = list(state.datasets.values())
+        return [d for d in listed if user_id is None or visible_to(d["name"], user_id)]
 
     @app.post("/datasets", status_code=201)
     async def upload(

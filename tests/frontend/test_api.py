@@ -10,7 +10,7 @@ import httpx
 from chimp.frontend.app import create_app
 from chimp.frontend.config import FrontendConfig, FrontendSettings
 from tests.frontend.conftest import ADMIN_TOKEN, open_client
-from tests.frontend.fakes import TrainingState, version
+from tests.frontend.fakes import ServingState, TrainingState, version
 
 
 def _zip(names: list[str]) -> bytes:
@@ -191,3 +191,20 @@ async def test_training_down_is_a_clear_503() -> None:
         ready = await client.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["training"]["ok"] is False
+
+
+async def test_every_read_passes_through_in_the_services_own_shapes(
+    client: httpx.AsyncClient, training_state: TrainingState, serving_state: ServingState
+) -> None:
+    # The fakes answer as the real services do (the contract_problems fixture checks each
+    # answer against the committed OpenAPI documents), and the browser gets those shapes.
+    training_state.versions = [version("1", "production")]
+    serving_state.production = "1"
+    served = (await client.get("/api/serving/models")).json()
+    assert served["models"][0]["aliases"] == {"production": "1"}
+    models = (await client.get("/api/models")).json()
+    assert models[0]["name"] == "emotion-recognition"
+    versions = (await client.get("/api/models/emotion-recognition/versions")).json()
+    assert versions[0]["aliases"] == ["production"]
+    for path in ("/api/plugins", "/api/datasets", "/api/tasks"):
+        assert isinstance((await client.get(path)).json(), list), path

@@ -129,6 +129,10 @@ class TcpProxy:
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", self.port)) != 0
 
+    def restore(self) -> None:
+        """Listen again on the same port: the server is "back"."""
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=5)
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.cut()

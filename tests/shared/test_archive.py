@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chimp.shared.datastore.archive import UnpackLimits, safe_relative_path, unpack_zip
-from chimp.shared.errors import InvalidInputError
+from chimp.shared.errors import InvalidInputError, PayloadTooLargeError
 from tests.shared.zips import (
     bomb_zip,
     corrupt_member_zip,
@@ -194,3 +194,20 @@ def test_file_and_folder_with_one_name_are_refused(tmp_path: Path) -> None:
     zip_path = write_zip(tmp_path / "d.zip", {"a": b"file", "a/b.txt": b"nested"})
     with pytest.raises(InvalidInputError, match="both a file and a folder"):
         unpack_zip(zip_path, tmp_path / "out", LIMITS)
+
+
+def test_entry_inflating_past_the_ratio_is_refused_by_its_headers(tmp_path: Path) -> None:
+    zip_path = bomb_zip(tmp_path / "d.zip", 2 * 1024 * 1024)
+    limits = UnpackLimits(max_unpacked_bytes=1 << 30, max_files=100, max_compression_ratio=100)
+    with pytest.raises(InvalidInputError, match="compression ratio") as caught:
+        unpack_zip(zip_path, tmp_path / "out", limits)
+    assert caught.value.detail["limit"] == "max_compression_ratio"
+    assert not (tmp_path / "out").exists()
+
+
+def test_free_disk_reserve_refuses_before_writing(tmp_path: Path) -> None:
+    zip_path = write_zip(tmp_path / "d.zip", {"a.txt": b"a" * 100})
+    limits = UnpackLimits(max_unpacked_bytes=1 << 30, max_files=100, min_free_disk_fraction=1.0)
+    with pytest.raises(PayloadTooLargeError, match="min_free_disk_fraction"):
+        unpack_zip(zip_path, tmp_path / "out", limits)
+    assert not (tmp_path / "out").exists()

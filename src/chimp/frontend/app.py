@@ -21,6 +21,7 @@ from chimp.frontend.sessions import SessionSigner
 from chimp.shared.api_docs import install_api_docs
 from chimp.shared.errors import install_error_handlers
 from chimp.shared.health import Check, health_router
+from chimp.shared.http_limits import MULTIPART_OVERHEAD_BYTES, BodyLimitMiddleware, install_cors
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Each check is ~60 ms of CPU and 16 MiB of scrypt memory: a few at a time is plenty.
@@ -86,6 +87,9 @@ def create_app(
     install_api_docs(app)
     install_error_handlers(app)
     app.add_exception_handler(BackendError, _backend_error)
+    upload_limit = settings.datastore.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    app.add_middleware(BodyLimitMiddleware, routes={("POST", "/api/datasets"): upload_limit})
+    install_cors(app, settings.cors)
     app.add_middleware(
         AccessMiddleware,
         signer=app.state.signer,

@@ -96,8 +96,9 @@ def error_body(service: str, response: httpx.Response) -> tuple[int, ErrorBody]:
             error=f"the {service} service answered {response.status_code}", code="backend_error"
         )
     status = response.status_code
-    if status in (401, 403):
+    if status == 401:
         # The browser is already past our sign-in: a refusal means our token is wrong.
+        # (A 403 is about the user, e.g. another user's dataset, and reaches them unchanged.)
         body = ErrorBody(
             error=f"the {service} service refused the web app's admin token "
             "(check CHIMP_AUTH__TOKEN is the same for every service)",

@@ -20,6 +20,7 @@ from chimp.serving.model_manager import ModelManager, RegistryReader
 from chimp.serving.routes import health, images, legacy, models, v2
 from chimp.shared.api_docs import install_api_docs
 from chimp.shared.errors import install_error_handlers
+from chimp.shared.http_limits import install_cors
 from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def create_app(
     install_api_docs(app)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_cors(app, settings.cors)
     # Routes are matched in order: the hot inference paths first (v2 infer, predict-image).
     app.router.routes.extend(v2.lean_infer_routes())
     app.include_router(v2.build_router())

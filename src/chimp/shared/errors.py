@@ -44,6 +44,13 @@ class UnauthorizedError(ChimpError):
     code = "unauthorized"
 
 
+class ForbiddenError(ChimpError):
+    """Who is asking is known, but this is not theirs to touch."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFoundError(ChimpError):
     status_code = 404
     code = "not_found"
@@ -76,6 +83,13 @@ class ValidationFailedError(ChimpError):
 
     status_code = 422
     code = "validation_error"
+
+
+class InsufficientStorageError(ChimpError):
+    """The disk filled up while storing what was sent; nothing of it was kept."""
+
+    status_code = 507
+    code = "insufficient_storage"
 
 
 class DependencyUnavailableError(ChimpError):
@@ -128,9 +142,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_HTTP_CODES = {404: NotFoundError.code, 413: PayloadTooLargeError.code}
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = "not_found" if exc.status_code == 404 else f"http_{exc.status_code}"
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return _json(exc.status_code, ErrorBody(error=str(exc.detail), code=code), exc.headers)
 
 

@@ -43,6 +43,21 @@ class DatastoreConfig(Section):
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     max_unpacked_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)
     max_files: int = Field(default=200_000, gt=0)
+    max_compression_ratio: float = Field(
+        default=100.0,
+        gt=1,
+        description="A zip entry inflating more than this many times its packed size is refused "
+        "as a zip bomb (entries from compression_ratio_min_bytes up).",
+    )
+    compression_ratio_min_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="Entries smaller than this skip the ratio check."
+    )
+    min_free_disk_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Uploads that would leave less than this share of the disk free are refused.",
+    )
 
 
 class MlflowConfig(Section):
@@ -54,6 +69,17 @@ class AuthConfig(Section):
     token: SecretStr | None = Field(
         default=None,
         description="Bearer token for mutating/admin endpoints. Unset means auth is off.",
+    )
+
+
+class CorsConfig(Section):
+    allow_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (e.g. https://app.example.com) allowed to call this "
+        "service from their pages. Empty: no cross-origin calls.",
+    )
+    allow_credentials: bool = Field(
+        default=False, description="Let those origins send cookies and Authorization headers."
     )
 
 
@@ -77,6 +103,7 @@ class ChimpSettings(BaseSettings):
     mlflow: MlflowConfig = MlflowConfig()
     datastore: DatastoreConfig = DatastoreConfig()
     auth: AuthConfig = AuthConfig()
+    cors: CorsConfig = CorsConfig()
 
     def datastore_path(self) -> Path:
         """Folder of the local datastore backend."""

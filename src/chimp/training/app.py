@@ -13,8 +13,14 @@ from redis.asyncio import ConnectionPool
 from chimp.shared.api_docs import install_api_docs
 from chimp.shared.auth import require_token
 from chimp.shared.datastore import open_datastore
-from chimp.shared.errors import DependencyUnavailableError, install_error_handlers
+from chimp.shared.errors import (
+    DependencyUnavailableError,
+    UnauthorizedError,
+    error_responses,
+    install_error_handlers,
+)
 from chimp.shared.health import Check, health_router
+from chimp.shared.http_limits import MULTIPART_OVERHEAD_BYTES, BodyLimitMiddleware, install_cors
 from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
 from chimp.training.config import TrainingSettings
 from chimp.training.dependencies import TrainingState
@@ -49,7 +55,10 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
             settings=settings,
             redis=redis,
             store=TaskStore(
-                redis, settings.training.key_prefix, ttl_s=settings.training.task_ttl_s
+                redis,
+                settings.training.key_prefix,
+                ttl_s=settings.training.task_ttl_s,
+                lease_s=settings.training.lease_s,
             ),
             datastore=datastore,
             registry=registry,
@@ -72,6 +81,9 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
     )
     install_api_docs(app)
     install_error_handlers(app)
+    upload_limit = settings.datastore.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    app.add_middleware(BodyLimitMiddleware, routes={("POST", "/datasets"): upload_limit})
+    install_cors(app, settings.cors)
 
     def checks() -> Mapping[str, Check]:
         state: TrainingState = app.state.training
@@ -92,6 +104,9 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
     app.include_router(health_router(checks))
     app.include_router(datasets.router(guard))
     app.include_router(plugins.router())
-    app.include_router(tasks.router(guard))
-    app.include_router(models.router(guard))
+    # Tasks name users and their datasets; models include per-user ones: every read of
+    # them needs the token too (the web app and the CLI send it).
+    unauthorized = error_responses(UnauthorizedError)
+    app.include_router(tasks.router(guard), dependencies=guard, responses=unauthorized)
+    app.include_router(models.router(guard), dependencies=guard, responses=unauthorized)
     return app

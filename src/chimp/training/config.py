@@ -25,6 +25,12 @@ class TrainingConfig(Section):
         default=0.5, gt=0, description="How often the worker checks for a cancel request."
     )
     max_jobs: int = Field(default=1, gt=0, description="Concurrent trainings per worker.")
+    lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running task whose worker has not renewed its lease for this long "
+        "(the worker was killed or lost Redis) is recorded as failed.",
+    )
     task_ttl_s: int = Field(
         default=30 * 24 * 3600, gt=0, description="How long finished task records are kept."
     )

@@ -7,6 +7,7 @@ plugin set of the worker may differ from the API's and a queue outlives deployme
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
@@ -183,10 +184,46 @@ async def run_training_task(ctx: WorkerContext, payload: dict[str, Any]) -> str:
     if problem is not None:
         return await _fail(store, job.task_id, problem)
     if not await store.mark_running(job.task_id):
+        await store.release_lease(job.task_id)
         return TaskStatus.CANCELLED.value
+    heartbeat = asyncio.create_task(_keep_lease(store, job.task_id))
+    try:
+        return await _run_leased(state, job)
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        with contextlib.suppress(Exception):
+            await asyncio.shield(store.release_lease(job.task_id))
 
+
+async def _keep_lease(store: TaskStore, task_id: str) -> None:
+    """Renew the task's lease while it runs; a Redis outage is ridden out, not fatal."""
+    while True:
+        await asyncio.sleep(store.lease_s / 4)
+        try:
+            await store.renew_lease(task_id)
+        except Exception as exc:
+            logger.warning("could not renew the lease of task %s: %s", task_id, exc)
+
+
+TASK_DIR_PREFIX = "chimp-task-"
+
+
+async def sweep_task_dirs(store: TaskStore, root: Path | None) -> None:
+    """Remove task folders left by a worker that was killed: those whose task has no lease."""
+    base = Path(root or tempfile.gettempdir())
+    for folder in await asyncio.to_thread(lambda: list(base.glob(f"{TASK_DIR_PREFIX}*"))):
+        task_id = folder.name.removeprefix(TASK_DIR_PREFIX).split("-", 1)[0]
+        if task_id and not await store.has_lease(task_id):
+            logger.info("removing %s, left by a worker that stopped", folder)
+            await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+
+
+async def _run_leased(state: WorkerState, job: TrainingJob) -> str:
+    store = state.store
     config = state.settings.training
-    tmp = Path(tempfile.mkdtemp(prefix=f"chimp-task-{job.task_id[:8]}-", dir=config.tmp_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TASK_DIR_PREFIX}{job.task_id}-", dir=config.tmp_dir))
     try:
         try:
             datasets = await _download(state, job, tmp / "datasets")

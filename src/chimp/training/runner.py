@@ -10,6 +10,7 @@ registered; a failure ends it FAILED, a cancel KILLED, and neither registers any
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -109,7 +110,23 @@ def run_task(spec: ChildSpec, channel: Channel, cancelled: threading.Event) -> i
     return 0
 
 
+def _die_with_the_worker() -> None:
+    """Ask Linux to SIGKILL this process when the worker that started it dies.
+
+    A worker killed outright (SIGKILL, OOM) cannot stop its child; an orphaned training
+    would go on and might register a model for a task already recorded as failed.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the worker died before the request took effect
+        os._exit(1)
+
+
 def main() -> int:
+    _die_with_the_worker()
     # Keep the real stdout as the private event pipe; send fd 1 to stderr so prints and
     # native libraries writing to stdout cannot corrupt the protocol.
     channel = Channel(os.fdopen(os.dup(1), "w", encoding="utf-8"))

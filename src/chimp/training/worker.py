@@ -1,15 +1,17 @@
 """The arq worker that runs training tasks: ``chimp-train worker``.
 
 :func:`create_worker` builds a worker from settings (used by the CLI and tests).
-:class:`WorkerSettings` serves ``arq chimp.training.worker.WorkerSettings`` too; it reads
-``TrainingSettings`` from the environment at startup, never at import.
+:data:`WorkerSettings` serves ``arq chimp.training.worker.WorkerSettings`` too: it builds the
+very same options from ``TrainingSettings`` read from the environment when arq asks for them
+(at startup, never at import), so both ways honour ``CHIMP_REDIS_URL`` and the task time limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, ClassVar
+from collections.abc import ItemsView
+from typing import Any
 
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
@@ -26,6 +28,7 @@ from chimp.training.jobs import (
     deserialize_job,
     run_training_task,
     serialize_job,
+    sweep_task_dirs,
 )
 from chimp.training.plugins.discovery import discover_plugins
 from chimp.training.records import ModelRecords
@@ -52,11 +55,16 @@ async def startup(ctx: WorkerContext) -> None:
     )
     for source, error in catalog.errors.items():
         logger.warning("plugin %s not loaded: %s", source, error)
+    store = TaskStore(
+        ctx["redis"],
+        settings.training.key_prefix,
+        ttl_s=settings.training.task_ttl_s,
+        lease_s=settings.training.lease_s,
+    )
+    await sweep_task_dirs(store, settings.training.tmp_dir)
     ctx["state"] = WorkerState(
         settings=settings,
-        store=TaskStore(
-            ctx["redis"], settings.training.key_prefix, ttl_s=settings.training.task_ttl_s
-        ),
+        store=store,
         datastore=datastore,
         catalog=catalog,
         registry=registry,
@@ -101,8 +109,9 @@ def job_function(settings: TrainingSettings) -> Function:
     )
 
 
-def create_worker(settings: TrainingSettings, **overrides: Any) -> Worker:
-    options: dict[str, Any] = {
+def worker_options(settings: TrainingSettings) -> dict[str, Any]:
+    """Keyword arguments of arq's ``Worker`` for ``settings``."""
+    return {
         "functions": [job_function(settings)],
         "cron_jobs": [external_moves_cron(settings.training.alias_check_interval_s)],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
@@ -117,18 +126,21 @@ def create_worker(settings: TrainingSettings, **overrides: Any) -> Worker:
         "keep_result": 3600,
         "poll_delay": 0.2,
     }
-    options.update(overrides)
-    return Worker(**options)
 
 
-class WorkerSettings:
-    """For the ``arq`` CLI; uses the default queue name and arq's Redis settings."""
+def create_worker(settings: TrainingSettings, **overrides: Any) -> Worker:
+    return Worker(**{**worker_options(settings), **overrides})
 
-    functions: ClassVar[list[Any]] = [func(run_training_task, name=JOB_FUNCTION, max_tries=1)]  # type: ignore[arg-type]
-    cron_jobs: ClassVar[list[CronJob]] = [external_moves_cron()]
-    on_startup = startup
-    on_shutdown = shutdown
-    queue_name = "chimp:training"
-    job_serializer = serialize_job
-    job_deserializer = deserialize_job
-    max_jobs = 1
+
+class _ArqCliSettings(dict[str, Any]):
+    """What ``arq chimp.training.worker.WorkerSettings`` reads.
+
+    arq's CLI takes a class or a dict and reads its items; this dict builds them from the
+    environment on that read, so importing the module instantiates no settings.
+    """
+
+    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]
+        return worker_options(TrainingSettings()).items()
+
+
+WorkerSettings = _ArqCliSettings()

@@ -22,12 +22,14 @@ from chimp.shared.errors import (
     BadRequestError,
     ConflictError,
     DependencyUnavailableError,
+    ForbiddenError,
     NotFoundError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     ValidationFailedError,
     error_responses,
 )
+from chimp.shared.schemas.datasets import dataset_owner, personal_dataset_prefix, visible_to
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -38,7 +40,7 @@ _UPSTREAM = error_responses(
 
 
 def calibration_prefix(user_id: str) -> str:
-    return f"calib-{user_id}-"
+    return personal_dataset_prefix(user_id)
 
 
 @router.get("/session", operation_id="get_session")
@@ -64,8 +66,10 @@ async def list_plugins(backends: BackendsDep) -> Response:
 
 
 @router.get("/datasets", operation_id="list_datasets", responses=_UPSTREAM)
-async def list_datasets(backends: BackendsDep) -> Response:
-    return passthrough("training", await backends.training.request("GET", "/datasets"))
+async def list_datasets(backends: BackendsDep, user_id: UserIdDep) -> Response:
+    """Shared datasets and the caller's own; other people's calibration frames never."""
+    response = await backends.training.request("GET", "/datasets", params={"user_id": user_id})
+    return passthrough("training", response)
 
 
 @router.post(
@@ -73,6 +77,7 @@ async def list_datasets(backends: BackendsDep) -> Response:
     operation_id="upload_dataset",
     responses=error_responses(
         BadRequestError,
+        ForbiddenError,
         ConflictError,
         DependencyUnavailableError,
         PayloadTooLargeError,
@@ -97,8 +102,12 @@ async def list_datasets(backends: BackendsDep) -> Response:
         }
     },
 )
-async def upload_dataset(request: Request, backends: BackendsDep, cfg: ConfigDep) -> Response:
-    """Stream the multipart upload to training unchanged: nothing is buffered here."""
+async def upload_dataset(
+    request: Request, backends: BackendsDep, cfg: ConfigDep, user_id: UserIdDep
+) -> Response:
+    """Stream the multipart upload to training unchanged: nothing is buffered here.
+
+    Training refuses a name that is another user's calibration dataset (``user_id``)."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise UnsupportedMediaTypeError("upload a multipart form with 'file' and 'dataset_name'")
@@ -108,6 +117,7 @@ async def upload_dataset(request: Request, backends: BackendsDep, cfg: ConfigDep
     response = await backends.training.request(
         "POST",
         "/datasets",
+        params={"user_id": user_id},
         content=request.stream(),
         headers=headers,
         timeout=cfg.upload_timeout_s,
@@ -116,7 +126,13 @@ async def upload_dataset(request: Request, backends: BackendsDep, cfg: ConfigDep
 
 
 @router.post("/tasks/run/{plugin}", operation_id="run_plugin", status_code=202, responses=_UPSTREAM)
-async def run_plugin(plugin: str, body: RunRequest, backends: BackendsDep) -> Response:
+async def run_plugin(
+    plugin: str, body: RunRequest, backends: BackendsDep, user_id: UserIdDep
+) -> Response:
+    for key, name in body.datasets.items():
+        if not visible_to(name, user_id):
+            # Said the way a missing dataset is: whether it exists is not this user's business.
+            raise NotFoundError(f"dataset {name!r} not found", detail=[{"loc": ["datasets", key]}])
     payload: dict[str, Any] = body.model_dump()
     return passthrough(
         "training",
@@ -138,7 +154,7 @@ async def start_calibration(
     body: CalibrationRequest, backends: BackendsDep, cfg: ConfigDep, user_id: UserIdDep
 ) -> Response:
     """Train this user's personal model from their uploaded calibration frames."""
-    if not body.dataset.startswith(calibration_prefix(user_id)):
+    if dataset_owner(body.dataset) != user_id:
         # Only ever train a user's model on their own recordings.
         raise BadRequestError(
             f"calibration dataset names start with '{calibration_prefix(user_id)}'"

@@ -8,10 +8,6 @@
   const DEFAULT_PICTURES = ["confusion_matrix.png", "training_curves.png"];
   const PER_CLASS = /^(f1|precision|recall|support)_/;
 
-  function listOf(body, key) {
-    return Array.isArray(body) ? body : (body && body[key]) || [];
-  }
-
   const enc = encodeURIComponent;
   const num = (x) => (typeof x === "number" ? x.toFixed(3) : "–");
 
@@ -25,8 +21,7 @@
     const box = el("div", { class: "pictures" });
     const base = `models/${encodeURIComponent(model)}/versions/${encodeURIComponent(v.version)}/artifacts`;
     api(base).then((files) => {
-      const paths = listOf(files, "artifacts").map((a) => (typeof a === "string" ? a : a.path))
-        .filter((p) => PICTURE.test(p));
+      const paths = files.map((a) => a.path).filter((p) => PICTURE.test(p));
       box.replaceChildren(...picturesOf(model, v, paths));
     }, () => box.replaceChildren(...picturesOf(model, v, DEFAULT_PICTURES)));
     return box;
@@ -123,7 +118,7 @@
   async function renderModel(m, served) {
     let versions = [];
     try {
-      versions = listOf(await api(`models/${encodeURIComponent(m.name)}/versions`), "versions");
+      versions = await api(`models/${encodeURIComponent(m.name)}/versions`);
     } catch (err) {
       return el("section", { class: "card model" }, el("h2", {}, m.name), el("p", { class: "error" }, err.message));
     }
@@ -149,7 +144,7 @@
           : el("span", { class: "muted" }, "no aliases yet"),
         rollback),
       policy ? el("p", { class: "muted policy" }, "Gate: ", policy.summary) : null,
-      servedHere ? el("p", { class: "muted" }, "serving: ", JSON.stringify(servedHere.aliases || servedHere.loaded || {})) : null,
+      servedHere ? el("p", { class: "muted" }, "serving: ", JSON.stringify(servedHere.aliases)) : null,
       timeline(history),
       versions.length ? versions.map((v) => versionRow(m.name, v)) : el("p", { class: "muted" }, "no versions"));
   }
@@ -174,13 +169,13 @@
     const box = document.getElementById("models");
     let models;
     try {
-      models = listOf(await api("models"), "models");
+      models = await api("models");
     } catch (err) {
       banner(err.message, "bad");
       return;
     }
     let served = null;
-    try { served = listOf(await api("serving/models"), "models"); } catch (_) { served = null; }
+    try { served = (await api("serving/models")).models; } catch (_) { served = null; }
     if (!models.length) {
       box.replaceChildren(el("p", { class: "muted" }, "No models yet. ",
         el("a", { href: "training" }, "Train one"), " or ", el("a", { href: "calibrate" }, "calibrate"), "."));

@@ -8,30 +8,9 @@
   let datasets = [];
   let readArguments = () => ({});
 
-  /** The JSON Schema of a plugin's arguments, whatever the key it came under. */
-  function schemaOf(plugin) {
-    const given = plugin.argument_schema || plugin.arguments_schema;
-    if (given) return given;
-    const types = { str: "string", int: "integer", float: "number", bool: "boolean" };
-    const properties = {};
-    const required = [];
-    for (const a of plugin.arguments || []) {
-      properties[a.name] = { type: types[a.type] || "string", description: a.description, default: a.default ?? undefined };
-      if (a.choices) properties[a.name].enum = a.choices;
-      const bounds = { ge: "minimum", gt: "exclusiveMinimum", le: "maximum", lt: "exclusiveMaximum" };
-      for (const [key, rule] of Object.entries(bounds)) if (a[key] != null) properties[a.name][rule] = a[key];
-      if (!a.optional) required.push(a.name);
-    }
-    return { properties, required };
-  }
-
-  function listOf(body, key) {
-    return Array.isArray(body) ? body : (body && body[key]) || [];
-  }
-
   async function loadDatasets() {
     try {
-      datasets = listOf(await api("datasets"), "datasets");
+      datasets = await api("datasets");
     } catch (err) {
       banner(err.message, "bad");
       return;
@@ -52,7 +31,7 @@
     const argsBox = el("fieldset", {}, el("legend", {}, "Arguments"));
     const argsForm = el("div");
     argsBox.append(argsForm);
-    readArguments = chimpSchemaForm.render(argsForm, schemaOf(plugin));
+    readArguments = chimpSchemaForm.render(argsForm, plugin.argument_schema);
     const dsBox = el("fieldset", {}, el("legend", {}, "Datasets"),
       (plugin.datasets || []).map((d) => el("label", {}, d.name,
         d.description ? el("span", { class: "muted" }, " — " + d.description) : null,
@@ -114,7 +93,7 @@
   async function loadTasks() {
     let tasks;
     try {
-      tasks = listOf(await api("tasks"), "tasks");
+      tasks = await api("tasks");
       if (document.body.dataset.trainingDown) { banner(null); delete document.body.dataset.trainingDown; }
     } catch (err) {
       document.body.dataset.trainingDown = "1";
@@ -194,7 +173,7 @@
 
   (async () => {
     try {
-      plugins = listOf(await api("plugins"), "plugins");
+      plugins = await api("plugins");
     } catch (err) {
       banner(err.message, "bad");
     }

@@ -19,7 +19,13 @@ def open_datastore(settings: ChimpSettings) -> Datastore:
     Await ``Datastore.open()`` (or use it as an async context manager) to connect eagerly.
     """
     config = settings.datastore
-    limits = UnpackLimits(max_unpacked_bytes=config.max_unpacked_bytes, max_files=config.max_files)
+    limits = UnpackLimits(
+        max_unpacked_bytes=config.max_unpacked_bytes,
+        max_files=config.max_files,
+        max_compression_ratio=config.max_compression_ratio,
+        compression_ratio_min_bytes=config.compression_ratio_min_bytes,
+        min_free_disk_fraction=config.min_free_disk_fraction,
+    )
     if config.backend == "s3":
         # Imported here so the local default never pays for loading aioboto3.
         from chimp.shared.datastore.s3 import S3Datastore

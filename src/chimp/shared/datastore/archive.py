@@ -4,25 +4,31 @@ A zip comes from a user, so every member is treated as hostile until proven othe
 name must stay inside the dataset (no ``..``, absolute paths, drive letters, backslashes), it
 must be a regular file (no symlinks or devices), and the whole archive must fit a file-count
 budget and a byte budget. Bytes are counted while they are written, never taken from the
-headers, so a zip bomb stops at the budget instead of filling the disk.
+headers, so a zip bomb stops at the budget instead of filling the disk. A large entry that
+inflates far beyond its packed size (a compression ratio no real image or CSV reaches) is
+refused outright, and so is a dataset that would leave less than a set share of the disk free;
+a disk that fills anyway ends as :class:`InsufficientStorageError` with nothing left behind.
 
 This module is synchronous on purpose: callers run :func:`unpack_zip` in a worker thread.
 """
 
 from __future__ import annotations
 
+import errno
 import lzma
+import os
 import re
 import shutil
 import stat
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from chimp.shared.errors import InvalidInputError
+from chimp.shared.errors import InsufficientStorageError, InvalidInputError, PayloadTooLargeError
 from chimp.shared.schemas.datasets import DatasetEntry
 
 MARKER_NAME = ".chimp-dataset.json"
@@ -59,6 +65,42 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (*_CORRUPT_DATA_ERRORS, OSError)
 class UnpackLimits:
     max_unpacked_bytes: int
     max_files: int
+    max_compression_ratio: float = 100.0
+    """Unpacked/packed size above which an entry is a bomb (entries past the minimum below)."""
+    compression_ratio_min_bytes: int = 1024 * 1024
+    """Entries smaller than this are never refused for their ratio (tiny CSVs pack well)."""
+    min_free_disk_fraction: float = 0.05
+    """Share of the unpacking disk that must stay free once the dataset is written."""
+
+
+# How often (in written bytes) the free-disk reserve is looked at again while unpacking.
+_DISK_CHECK_EVERY = 16 * 1024 * 1024
+
+
+def _check_ratio(name: str, unpacked: int, packed: int, limits: UnpackLimits) -> None:
+    """Refuse a bomb by its headers. Headers that understate the size cannot slip past:
+    zipfile reads no more than the declared size and then fails the CRC check."""
+    if unpacked < limits.compression_ratio_min_bytes:
+        return
+    if unpacked > limits.max_compression_ratio * max(packed, 1):
+        raise InvalidInputError(
+            f"zip entry {name!r} has a compression ratio over the limit of "
+            f"{limits.max_compression_ratio:g}:1 ({unpacked} bytes from {packed}); "
+            "refused as a zip bomb",
+            detail={"limit": "max_compression_ratio", "value": limits.max_compression_ratio},
+        )
+
+
+def check_free_disk(folder: Path, needed: int, limits: UnpackLimits) -> None:
+    """Refuse to write ``needed`` more bytes under ``folder`` if that eats into the reserve."""
+    usage = shutil.disk_usage(folder)
+    reserve = int(usage.total * limits.min_free_disk_fraction)
+    if usage.free - needed < reserve:
+        raise PayloadTooLargeError(
+            f"not enough free disk: storing {needed} bytes would leave less than the "
+            f"min_free_disk_fraction of {limits.min_free_disk_fraction:g} of the disk free",
+            detail={"limit": "min_free_disk_fraction", "value": limits.min_free_disk_fraction},
+        )
 
 
 @dataclass(frozen=True)
@@ -129,6 +171,7 @@ def _plan(
         if info.is_dir():
             continue
         _check_member_kind(info)
+        _check_ratio(info.filename, info.file_size, info.compress_size, limits)
         if _is_junk(path):
             continue
         planned.append((info, path))
@@ -213,22 +256,46 @@ def _extract(
     limits: UnpackLimits,
 ) -> list[DatasetEntry]:
     written = 0
+    next_disk_check = _DISK_CHECK_EVERY
     entries: list[DatasetEntry] = []
     for info, rel in planned:
         target = dest.joinpath(*rel.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
         size = 0
-        with target.open("xb") as out:
-            for chunk in _read(archive, info):
-                size += len(chunk)
-                written += len(chunk)
-                if written > limits.max_unpacked_bytes:
-                    raise InvalidInputError(
-                        f"zip unpacks to more than the limit of {limits.max_unpacked_bytes} bytes"
-                    )
-                out.write(chunk)
+        # Reading errors became InvalidInputError in _read: an OSError here is the disk's.
+        with raising_disk_full("unpacking the dataset"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("xb") as out:
+                for chunk in _read(archive, info):
+                    size += len(chunk)
+                    written += len(chunk)
+                    if written > limits.max_unpacked_bytes:
+                        raise InvalidInputError(
+                            "zip unpacks to more than the limit of "
+                            f"{limits.max_unpacked_bytes} bytes",
+                            detail={
+                                "limit": "max_unpacked_bytes",
+                                "value": limits.max_unpacked_bytes,
+                            },
+                        )
+                    if written >= next_disk_check:
+                        check_free_disk(dest, len(chunk), limits)
+                        next_disk_check = written + _DISK_CHECK_EVERY
+                    out.write(chunk)
         entries.append(DatasetEntry(path=rel.as_posix(), size=size))
     return sorted(entries, key=lambda entry: entry.path)
+
+
+@contextmanager
+def raising_disk_full(doing: str) -> Iterator[None]:
+    """Turn a full disk (or quota) into :class:`InsufficientStorageError` (507)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorageError(
+                f"the disk filled up while {doing}: {os.strerror(exc.errno)}; nothing was kept"
+            ) from exc
+        raise
 
 
 def unpack_zip(zip_path: Path, dest: Path, limits: UnpackLimits) -> UnpackedDataset:
@@ -246,6 +313,7 @@ def unpack_zip(zip_path: Path, dest: Path, limits: UnpackLimits) -> UnpackedData
             except _CORRUPT_DATA_ERRORS as exc:
                 raise InvalidInputError(_not_a_zip(zip_path, exc)) from exc
             planned = _plan(members, limits)
+            check_free_disk(dest, sum(info.file_size for info, _ in planned), limits)
             entries = _extract(archive, planned, dest, limits)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)

@@ -25,7 +25,12 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from chimp.shared.datastore.archive import MARKER_NAME, UnpackLimits, unpack_zip
+from chimp.shared.datastore.archive import (
+    MARKER_NAME,
+    UnpackLimits,
+    raising_disk_full,
+    unpack_zip,
+)
 from chimp.shared.datastore.base import DatasetMarker, Datastore, check_dataset_name
 from chimp.shared.errors import ConflictError, DependencyUnavailableError, NotFoundError
 from chimp.shared.schemas.datasets import (
@@ -106,7 +111,8 @@ class LocalDatastore(Datastore):
             marker = DatasetMarker(
                 created_at=datetime.now(UTC), files=unpacked.files, size=unpacked.size_bytes
             )
-            (staging / MARKER_NAME).write_text(marker.model_dump_json(), encoding="utf-8")
+            with raising_disk_full("storing the dataset"):
+                (staging / MARKER_NAME).write_text(marker.model_dump_json(), encoding="utf-8")
             self._move_into_place(name, staging, overwrite)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

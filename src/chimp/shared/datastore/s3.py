@@ -297,10 +297,11 @@ class S3Datastore(Datastore):
 
     async def _upload_file(self, name: str, folder: Path, entry: DatasetEntry) -> None:
         client = await self._s3()
-        # aioboto3 reads the file in a thread and switches to multipart for large files.
-        await client.upload_file(
-            str(folder / entry.path), self._bucket, self._key(name, entry.path)
-        )
+        # We open the file ourselves: aioboto3's upload_file leaks its file when cancelled
+        # while opening it (a sibling upload failed). anyio finishes the open before it
+        # delivers a cancel, so the file is always closed. Large files go multipart.
+        async with await anyio.open_file(folder / entry.path, "rb") as fh:
+            await client.upload_fileobj(fh, self._bucket, self._key(name, entry.path))
 
     async def _purge(self, name: str) -> None:
         """Best effort: remove every object of a dataset whose upload failed."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.params import Depends
 
 from chimp.shared.datastore.base import check_dataset_name
@@ -16,16 +17,33 @@ from chimp.shared.errors import (
     BadRequestError,
     ConflictError,
     DependencyUnavailableError,
+    ForbiddenError,
+    InsufficientStorageError,
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
     UnauthorizedError,
     error_responses,
 )
-from chimp.shared.schemas.datasets import DatasetInfo, DatasetManifest
+from chimp.shared.schemas.datasets import (
+    DatasetInfo,
+    DatasetManifest,
+    visible_to,
+)
 from chimp.training.dependencies import DatastoreDep, StateDep
 
 CHUNK = 1024 * 1024
+
+# Same rule as task user ids: what a web app's user id may look like.
+_USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+UserQuery = Annotated[
+    str | None,
+    Query(
+        pattern=_USER_ID_PATTERN,
+        description="Act for this user of an application: only shared datasets and the "
+        "user's own (calib-<user_id>-<n>) are listed, and only those may be written.",
+    ),
+]
 
 
 async def _spool(upload: UploadFile, dest: Path, limit: int) -> None:
@@ -38,7 +56,14 @@ async def _spool(upload: UploadFile, dest: Path, limit: int) -> None:
                 raise PayloadTooLargeError(
                     f"upload larger than the limit of {limit} bytes", detail={"limit": limit}
                 )
-            await out.write(chunk)
+            try:
+                await out.write(chunk)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise InsufficientStorageError(
+                        "the disk filled up while receiving the upload; nothing was kept"
+                    ) from exc
+                raise
     if written == 0:
         raise InvalidInputError("the uploaded file is empty", detail={"field": "file"})
 
@@ -53,11 +78,20 @@ def _upload_name(filename: str | None) -> str:
 def router(guard: Sequence[Depends]) -> APIRouter:
     api = APIRouter(prefix="/datasets", tags=["datasets"])
 
+    # Datasets hold people's faces (calibration frames): reading them needs the token too.
     @api.get(
-        "", operation_id="list_datasets", responses=error_responses(DependencyUnavailableError)
+        "",
+        operation_id="list_datasets",
+        dependencies=list(guard),
+        responses=error_responses(UnauthorizedError, DependencyUnavailableError),
     )
-    async def list_datasets(datastore: DatastoreDep) -> list[DatasetInfo]:
-        return await datastore.list_datasets()
+    async def list_datasets(
+        datastore: DatastoreDep, user_id: UserQuery = None
+    ) -> list[DatasetInfo]:
+        datasets = await datastore.list_datasets()
+        if user_id is None:
+            return datasets
+        return [d for d in datasets if visible_to(d.name, user_id)]
 
     @api.post(
         "",
@@ -67,9 +101,11 @@ def router(guard: Sequence[Depends]) -> APIRouter:
         responses=error_responses(
             BadRequestError,
             UnauthorizedError,
+            ForbiddenError,
             ConflictError,
             PayloadTooLargeError,
             InvalidInputError,
+            InsufficientStorageError,
             DependencyUnavailableError,
         ),
     )
@@ -78,8 +114,11 @@ def router(guard: Sequence[Depends]) -> APIRouter:
         file: Annotated[UploadFile, File(description="A zip of the dataset's files.")],
         dataset_name: Annotated[str, Form(description="Name to store the dataset under.")],
         overwrite: Annotated[bool, Form(description="Replace a dataset of that name.")] = False,
+        user_id: UserQuery = None,
     ) -> DatasetInfo:
         check_dataset_name(dataset_name)  # before reading a possibly large body to disk
+        if user_id is not None and not visible_to(dataset_name, user_id):
+            raise ForbiddenError(f"dataset name {dataset_name!r} belongs to another user")
         limit = state.settings.datastore.max_upload_bytes
         with tempfile.TemporaryDirectory(prefix="chimp-upload-") as tmp:
             # Named as the user's file, so an error about it names the file they chose.
@@ -92,7 +131,10 @@ def router(guard: Sequence[Depends]) -> APIRouter:
     @api.get(
         "/{name}",
         operation_id="get_dataset",
-        responses=error_responses(BadRequestError, NotFoundError, DependencyUnavailableError),
+        dependencies=list(guard),
+        responses=error_responses(
+            BadRequestError, UnauthorizedError, NotFoundError, DependencyUnavailableError
+        ),
     )
     async def get_dataset(name: str, datastore: DatastoreDep) -> DatasetManifest:
         return await datastore.get_manifest(name)
