@@ -154,6 +154,19 @@ def test_host_ports_come_from_the_env_file(compose: list[str], env_file: Path) -
     assert services["frontend"]["ports"][0]["published"] == "15252"
     assert services["frontend"]["ports"][0]["host_ip"] == "127.0.0.1"
     assert services["seaweedfs"]["ports"][0]["published"] == "19000"
+    assert services["serving"]["ports"][0]["published"] == "5254-5263"
+
+
+def test_an_empty_serving_port_lets_the_engine_pick_one_per_replica(
+    compose: list[str], env_file: Path
+) -> None:
+    with env_file.open("a") as fh:
+        fh.write("PORT_SERVING=\n")
+    result = config(compose, env_file, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (port,) = json.loads(result.stdout)["services"]["serving"]["ports"]
+    assert port["target"] == 8000
+    assert not port.get("published")
 
 
 def test_profiles_select_the_documented_services(compose: list[str], env_file: Path) -> None:
