@@ -128,7 +128,7 @@ def image_sizes(*names: str) -> dict[str, int]:
     """Bytes of each local image (uncompressed, as ``podman images`` counts them)."""
     sizes: dict[str, int] = {}
     for name in names:
-        out = podman("image", "inspect", name, check=False)
-        if out.strip():
-            sizes[name] = int(json.loads(out)[0]["Size"])
+        found = json.loads(podman("image", "inspect", name, check=False) or "[]")
+        if found:
+            sizes[name] = int(found[0]["Size"])
     return sizes
