@@ -50,4 +50,4 @@ def test_init_keeps_an_existing_env_unless_forced(tmp_path: Path, capsys: object
     assert main(["init", "--output", str(target)]) == 1
     assert target.read_text() == "KEEP=me\n"
     assert main(["init", "--output", str(target), "--force"]) == 0
-    assert "MINIO_ROOT_PASSWORD=" in target.read_text()
+    assert "S3_ADMIN_PASSWORD=" in target.read_text()

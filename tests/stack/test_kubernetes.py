@@ -67,3 +67,26 @@ def test_gpu_overlay_puts_worker_and_serving_on_gpus() -> None:
         assert container["image"].endswith("-gpu")
     training = deployments["training"]["spec"]["template"]["spec"]["containers"][0]
     assert not training["image"].endswith("-gpu")
+
+
+def test_s3_is_the_seaweedfs_of_compose_with_its_one_shot_setup() -> None:
+    docs = build("base")
+    compose = yaml.safe_load((DEPLOY.parents[1] / "compose.yaml").read_text())["services"]
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    server = by_kind[("StatefulSet", "seaweedfs")]["spec"]["template"]["spec"]
+    setup = by_kind[("Job", "s3-setup")]["spec"]["template"]["spec"]
+    assert server["containers"][0]["image"] == compose["seaweedfs"]["image"]
+    assert setup["containers"][0]["image"] == compose["s3-setup"]["image"]
+    assert "readinessProbe" in server["containers"][0]
+    assert server["securityContext"]["runAsNonRoot"] is True
+    # Credentials only from the Secret the operator creates.
+    for container in (server["containers"][0], setup["containers"][0]):
+        for var in container["env"]:
+            assert "value" not in var, var["name"]
+    ports = {p["port"] for p in by_kind[("Service", "seaweedfs")]["spec"]["ports"]}
+    assert {9000, 9001} <= ports
+    config = by_kind[("ConfigMap", next(n for k, n in by_kind if k == "ConfigMap"))]["data"]
+    assert config["CHIMP_DATASTORE__S3__ENDPOINT_URL"] == "http://seaweedfs:9000"
+    assert config["MLFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs:9000"
+    rendered = yaml.safe_dump_all(docs).lower()
+    assert "minio" not in rendered

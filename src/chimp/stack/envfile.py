@@ -45,11 +45,15 @@ VARIABLES: tuple[EnvVar, ...] = (
         "COMPOSE_PROFILES", "Profile when none is given: default (CPU), gpu or services.", "default"
     ),
     EnvVar(
-        "MINIO_ROOT_USER",
-        "MinIO admin, used only by the one-shot minio-setup service.",
+        "S3_ADMIN_USER",
+        "SeaweedFS (S3) admin: its access key and web UI user; only s3-setup uses it.",
         generate=_admin_user,
     ),
-    EnvVar("MINIO_ROOT_PASSWORD", "MinIO admin password (8+ characters).", generate=_password),
+    EnvVar(
+        "S3_ADMIN_PASSWORD",
+        "SeaweedFS admin secret key and web UI password (8+ characters).",
+        generate=_password,
+    ),
     EnvVar(
         "S3_BUCKET",
         "Bucket for datasets (prefix datasets/) and MLflow artifacts (mlflow/).",
@@ -57,7 +61,7 @@ VARIABLES: tuple[EnvVar, ...] = (
     ),
     EnvVar(
         "S3_ACCESS_KEY_ID",
-        "Service credentials minio-setup creates, limited to the bucket.",
+        "Service credentials s3-setup creates, limited to the bucket.",
         generate=_access_key,
     ),
     EnvVar(
@@ -71,6 +75,27 @@ VARIABLES: tuple[EnvVar, ...] = (
         "Bearer token for admin/mutating endpoints (CHIMP_AUTH__TOKEN).",
         generate=_password,
     ),
+    EnvVar(
+        "PORT_FRONTEND",
+        "Host ports, on PUBLISH_ADDRESS. PORT_SERVING is a range: one port per serving replica.",
+        "5252",
+    ),
+    EnvVar("PORT_TRAINING", "", "5253"),
+    EnvVar("PORT_SERVING", "", "5254-5263"),
+    EnvVar("PORT_MLFLOW", "", "8999"),
+    EnvVar("PORT_S3", "", "9000"),
+    EnvVar("PORT_S3_UI", "", "9001"),
+    EnvVar("PORT_REDIS", "", "6379"),
+    EnvVar("PUBLISH_ADDRESS", "127.0.0.1: this machine only; 0.0.0.0: every interface.", "0.0.0.0"),
+    EnvVar(
+        "BUILD_BASE_IMAGE",
+        "Image build, see docs/deployment.md. CA file and wheels folder: paths in build-extras/.",
+        "python:3.11-slim-bookworm",
+    ),
+    EnvVar("BUILD_PIP_INDEX_URL", "", "https://pypi.org/simple"),
+    EnvVar("BUILD_TORCH_INDEX_URL", "", "https://download.pytorch.org/whl/cpu"),
+    EnvVar("BUILD_EXTRA_CA_CERT", "", ""),
+    EnvVar("BUILD_LOCAL_WHEELS", "", ""),
 )
 
 
@@ -81,8 +106,10 @@ def render(*, with_secrets: bool) -> str:
         value = var.value
         if var.generate is not None and with_secrets:
             value = var.generate()
-        lines.append(f"# {var.comment}\n{var.name}={value}\n")
-    return "\n".join(lines)
+        if var.comment:
+            lines.append(f"\n# {var.comment}\n")
+        lines.append(f"{var.name}={value}\n")
+    return "".join(lines)
 
 
 class EnvFileExistsError(Exception):
