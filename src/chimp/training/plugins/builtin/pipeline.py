@@ -28,6 +28,7 @@ from chimp.training.plugins.builtin.image_data import (
     load_folders,
     stratified_split,
 )
+from chimp.training.plugins.builtin.monitoring_reference import store_reference
 
 Mode = Literal["train", "calibrate"]
 
@@ -164,6 +165,12 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
         reports.draw_confusion_matrix(matrix, labels, out / "confusion_matrix.png"),
         reports.draw_curves(history.values, out / "training_curves.png", config.model_name),
     ]
+    # What this version predicts on its held-out data: serving's baseline for drift.
+    split = str(params["held_out"]) if held_out is not None else "train (nothing held out)"
+    reference_tags, reference_file = store_reference(
+        labels, result.predictions, result.confidences, split=split, folder=out
+    )
+    artifacts.append(reference_file)
     context.check_cancelled()
 
     context.report_progress(0.9, "exporting to ONNX")
@@ -178,7 +185,7 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
         "onnx_max_abs_diff": max_diff,
         **reports.per_class_metrics(matrix, labels),
     }
-    tags: dict[str, str] = {"chimp.mode": config.mode}
+    tags: dict[str, str] = {"chimp.mode": config.mode, **reference_tags}
     if base_version is not None:
         tags["chimp.base_version"] = base_version
     metadata = ModelMetadata(
