@@ -138,6 +138,8 @@
       [0, 1].map((s) => svg("text", { x: W - PAD.right + 6, y: PAD.top + (1 - s) * inner + 3, "font-size": 10, fill: "#e4572e" }, `${(s * top).toPrecision(3)}/min`)),
       svg("path", { d: path(rate), fill: "none", stroke: "#e4572e", "stroke-width": 1.5, class: "rate" }),
       svg("path", { d: path(conf), fill: "none", stroke: "#2f6fde", "stroke-width": 2, class: "confidence" }),
+      // A dot per bucket too, so a bucket between two empty ones still shows.
+      conf.filter(([, py]) => py !== null).map(([px, py]) => svg("circle", { cx: px, cy: py, r: 2, fill: "#2f6fde" })),
       markers(moves, x, start, end, false), timeAxis(x, start, end));
   }
 
