@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from chimp.frontend import monitoring
 from chimp.frontend.app import create_app
 from chimp.frontend.config import FrontendConfig, FrontendSettings
 from tests.frontend.conftest import open_client
@@ -88,3 +90,30 @@ async def test_serving_errors_reach_the_browser_with_their_status() -> None:
     async for client in open_client(app):
         response = await client.get("/api/monitoring/models/emotions")
     assert (response.status_code, response.json()["error"]) == (400, "from must be before to")
+
+
+async def test_history_pages_are_read_back_to_the_start_of_the_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(monitoring, "HISTORY_PAGE_SIZE", 2)
+    # Newest first: two moves after the period, three in it (10:50, 10:30, 10:10), two before.
+    times = ["12:00", "11:30", "10:50", "10:30", "10:10", "09:30", "09:00"]
+    entries = [
+        {"alias": "production", "from_version": str(i + 1), "to_version": str(i + 2),
+         "at": f"2026-01-01T{t}:00Z", "actor": "gate", "reason": "better"}
+        for i, t in enumerate(reversed(times))
+    ][::-1]  # fmt: skip
+    pages: list[dict[str, str]] = []
+
+    def history(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        pages.append(params)
+        offset, limit = int(params["offset"]), int(params["limit"])
+        page = {"entries": entries[offset : offset + limit], "total": len(entries)}
+        return httpx.Response(200, json={"model": "emotions", **page, "offset": offset})
+
+    async for client in open_client(app_with(serving_report([]), history)):
+        body = (await client.get("/api/monitoring/models/emotions")).json()
+    assert [m["at"][11:16] for m in body["production_moves"]] == ["10:10", "10:30", "10:50"]
+    # Three pages reach 10:10 and 09:30; the last page (09:00) is never asked for.
+    assert [p["offset"] for p in pages] == ["0", "2", "4"]

@@ -20,6 +20,8 @@ from chimp.shared.schemas.base import ErrorBody
 from chimp.shared.schemas.monitoring import ModelMonitoring
 
 PERIOD_PARAMS = ("version", "from", "to", "window")
+HISTORY_PAGE_SIZE = 500  # the most training's history gives per page
+HISTORY_PAGES = 20  # enough for 10,000 moves in one period
 
 
 class ProductionMove(BaseModel):
@@ -61,25 +63,45 @@ def _aware(moment: datetime) -> datetime:
 async def production_moves(
     training: Backend, name: str, start: datetime, end: datetime
 ) -> tuple[list[ProductionMove], str | None]:
-    """Production moves between ``start`` and ``end``, or none and why."""
-    try:
-        response = await training.request("GET", upstream_path("models", name, "history"))
-    except DependencyUnavailableError as exc:
-        return [], f"no production markers: {exc.message}"
-    if response.status_code == 404:
-        return [], "no production markers: the training service keeps no alias history"
-    if response.status_code >= 400:
-        return [], f"no production markers: training answered {response.status_code}"
-    moves = []
-    for entry in _entries(response.json()):
-        if not isinstance(entry, dict) or entry.get("alias") != PRODUCTION:
-            continue
+    """Production moves between ``start`` and ``end``, or none and why.
+
+    The history is paged newest first (``offset``/``limit``, ``total``): pages are read until
+    one reaches back before ``start``.
+    """
+    moves: list[ProductionMove] = []
+    offset = 0
+    for _ in range(HISTORY_PAGES):
         try:
-            move = ProductionMove.model_validate(entry)
-        except ValidationError:
-            continue
-        if start <= _aware(move.at) < end:
-            moves.append(move.model_copy(update={"at": _aware(move.at)}))
+            response = await training.request(
+                "GET",
+                upstream_path("models", name, "history"),
+                params={"offset": offset, "limit": HISTORY_PAGE_SIZE},
+            )
+        except DependencyUnavailableError as exc:
+            return [], f"no production markers: {exc.message}"
+        if response.status_code == 404:
+            return [], "no production markers: the training service keeps no alias history"
+        if response.status_code >= 400:
+            return [], f"no production markers: training answered {response.status_code}"
+        body = response.json()
+        entries = _entries(body)
+        oldest: datetime | None = None
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            try:
+                move = ProductionMove.model_validate(entry)
+            except ValidationError:
+                continue
+            at = _aware(move.at)
+            oldest = at if oldest is None else min(oldest, at)
+            if entry.get("alias") == PRODUCTION and start <= at < end:
+                moves.append(move.model_copy(update={"at": at}))
+        offset += len(entries)
+        total = body.get("total") if isinstance(body, dict) else None
+        done = not isinstance(total, int) or offset >= total or not entries
+        if done or (oldest is not None and oldest < start):
+            break
     return sorted(moves, key=lambda m: m.at), None
 
 
