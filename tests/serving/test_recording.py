@@ -143,3 +143,18 @@ async def test_counts_wait_in_memory_while_redis_is_down(
         assert window.labels == {"sad": 2, "happy": 1}
     finally:
         await client.aclose()
+
+
+async def test_empty_and_broken_answers_are_not_counted(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    rec = recorder(redis_client, redis_prefix, Clock(T0 + 1))
+    rec.record_rows("m", "1", LABELS, np.zeros((0, 3), np.float32), probabilities=False)
+    rec.record_rows("m", "1", LABELS, np.zeros((2, 5), np.float32), probabilities=False)
+    nan_row = np.array([[np.nan, 1.0, 0.0], [0.0, 3.0, 0.0]], np.float32)
+    rec.record_rows("m", "1", LABELS, nan_row, probabilities=False)
+    rec.record_image("m", "1", [face("sad", float("nan"))])
+    assert await rec.flush()
+    window = (await rec.read("m", ["1"], T0, T0 + 60))["1"][T0]
+    # Only the finite logits row and the face (its score counted as 0).
+    assert (window.count, window.labels, window.bins[0]) == (2, {"happy": 1, "sad": 1}, 1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -56,6 +57,8 @@ class WindowCounts:
     bins: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_BINS)
 
     def add_prediction(self, label: str, score: float) -> None:
+        if not math.isfinite(score):  # a broken model's NaN must not break the request
+            score = 0.0
         self.count += 1
         self.labels[label] += 1
         self.bins[confidence_bin(score)] += 1
@@ -196,11 +199,13 @@ class PredictionRecorder:
         for (name, version, window, _), pending in rows.items():
             counts = WindowCounts()
             width = len(pending.labels)
-            usable = [o.reshape(o.shape[0], -1) for o in pending.outputs if o.ndim >= 1]
-            usable = [o for o in usable if o.shape[1] == width and o.shape[0]]
-            if not usable:
+            usable = [o.reshape(o.shape[0], -1) for o in pending.outputs if o.ndim and len(o)]
+            usable = [o for o in usable if o.shape[1] == width]
+            merged = np.concatenate(usable).astype(np.float32) if usable else None
+            if merged is not None:  # a row with NaN or infinity has no top label to count
+                merged = merged[np.isfinite(merged).all(axis=1)]
+            if merged is None or not len(merged):
                 continue
-            merged = np.concatenate(usable).astype(np.float32)
             scores = merged if pending.probabilities else softmax(merged)
             counts.add_scores(scores, pending.labels)
             counted.append(((name, version, window), counts))
