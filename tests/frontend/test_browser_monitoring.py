@@ -176,6 +176,7 @@ def test_models_page_charts_recorded_predictions_and_flags_drift(
             expect(card.locator("svg.shares g.marker")).to_have_count(2)
         else:
             expect(card.locator(".history-note")).to_contain_text("keeps no alias history")
+        assert "null" not in card.inner_text()
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         card.screenshot(path=str(SCREENSHOT))
         browser.close()

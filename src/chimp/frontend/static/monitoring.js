@@ -60,14 +60,14 @@
     return moves.filter((m) => {
       const t = Date.parse(m.at);
       return t >= start && t < end;
-    }).map((m) => {
+    }).map((m, i) => {
       const at = x(Date.parse(m.at));
       const text = `production: v${m.from_version ?? "–"} → v${m.to_version ?? "–"}`;
       const tip = [text, when(m.at), m.actor && `by ${m.actor}`, m.reason].filter(Boolean).join("\n");
       return svg("g", { class: "marker", "data-to": m.to_version ?? "" },
         svg("title", {}, tip),
         svg("line", { x1: at, x2: at, y1: PAD.top, y2: H - PAD.bottom, stroke: "#1d2330", "stroke-dasharray": "4 3" }),
-        withLabels ? svg("text", { x: at + 3, y: PAD.top + 9, "font-size": 10, fill: "#1d2330" }, `→ v${m.to_version ?? "?"}`) : null);
+        withLabels ? svg("text", { x: at + 3, y: PAD.top + 9 + (i % 3) * 11, "font-size": 10, fill: "#1d2330" }, `→ v${m.to_version ?? "?"}`) : null);
     });
   }
 
@@ -99,8 +99,11 @@
       for (const label of report.labels) {
         const share = point.label_shares[label] || 0;
         if (!share) continue;
+        const left = x(Date.parse(point.start));
         bars.push(svg("rect", {
-          x: x(Date.parse(point.start)), y: y(below + share), width, height: y(below) - y(below + share),
+          // The current bucket is still open: clip it at the end of the period.
+          x: left, y: y(below + share), width: Math.max(1, Math.min(width, W - PAD.right - left)),
+          height: y(below) - y(below + share),
           fill: colors[label], "data-label": label,
         }, svg("title", {}, `${when(point.start)}\n${label}: ${(100 * share).toFixed(1)}% of ${point.count}`)));
         below += share;
@@ -156,7 +159,7 @@
       "aria-label": "period",
       onchange: (e) => refresh(card, name, Number(e.target.value)),
     }, PERIODS.map(([text, s]) => el("option", { value: String(s), selected: s === periodS }, `last ${text}`)));
-    card.replaceChildren(
+    card.replaceChildren(...[
       el("div", { class: "monitoring-head" },
         el("h2", {}, "Predictions of ", name), select),
       el("div", { class: "badges" },
@@ -166,7 +169,8 @@
       el("h3", {}, "Label shares"), legend(report, colors), sharesChart(report, view.production_moves, colors),
       el("h3", {}, "Mean confidence ", el("span", { class: "key confidence" }, "—"), " and prediction rate ", el("span", { class: "key rate" }, "—")),
       linesChart(report, view.production_moves),
-      view.history_note ? el("p", { class: "muted history-note" }, view.history_note) : null);
+      view.history_note ? el("p", { class: "muted history-note" }, view.history_note) : null,
+    ].filter(Boolean));
     card.dataset.loaded = String(Date.now());
   }
 
