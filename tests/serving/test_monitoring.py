@@ -282,7 +282,7 @@ def two_servers(
         servers.append((port, proc))
     try:
         for port, _ in servers:
-            wait_for_port(port, timeout=60)
+            wait_for_port(port, timeout=180)  # two cold starts on a small, busy machine
         yield servers
     finally:
         for _, proc in servers:
@@ -324,7 +324,7 @@ async def test_two_serving_processes_add_up_exactly(
     ]
     async with httpx.AsyncClient() as probe:
         for port, _ in two_servers:
-            for _ in range(300):
+            for _ in range(1800):
                 if (await probe.get(f"http://127.0.0.1:{port}/health/ready")).status_code == 200:
                     break
                 await asyncio.sleep(0.1)
@@ -348,7 +348,7 @@ async def test_two_serving_processes_add_up_exactly(
     rows = sum(len(b) for batches in work for b in batches)
     (version,) = report["versions"]
     assert version["count"] == rows == sum(expected.values())
-    recorded = Counter(
-        {label: n for p in report["series"] for label, n in p["label_counts"].items()}
-    )
+    recorded: Counter[str] = Counter()
+    for point in report["series"]:  # the run may span several windows
+        recorded.update(point["label_counts"])
     assert recorded == expected
