@@ -96,6 +96,7 @@ def real_services(
         "CHIMP_AUTH__TOKEN": token,
         "CHIMP_TRAINING__QUEUE_NAME": f"{prefix}:queue",
         "CHIMP_TRAINING__KEY_PREFIX": prefix,
+        "CHIMP_SERVING__MONITORING__KEY_PREFIX": f"{prefix}:monitoring",
         "CHIMP_SERVING__POLL_INTERVAL_S": "0.5",
         "CHIMP_SERVING__RETRY_FAILED_AFTER_S": "2",
         # One training thread each: the CI machine is small and shared.

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from chimp.shared.preprocessing import preprocess
 from chimp.shared.schemas.models import InputSpec, ModelMetadata, ModelVersionInfo
+from chimp.shared.schemas.monitoring import REFERENCE_ARTIFACT, REFERENCE_TAG, PredictionReference
 from chimp.training.plugins import BasePlugin, PluginContext, ProductionModel, TaskCancelledError
 from chimp.training.plugins.builtin.emotion_recognition import EMOTIONS, EmotionRecognitionPlugin
 from chimp.training.plugins.builtin.image_classification import ImageClassificationPlugin
@@ -137,6 +138,13 @@ def test_image_classification_trains_rgb_and_exports_matching_onnx(tmp_path: Pat
     assert "metric_history" not in extra
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": np.zeros((5, 3, 32, 32), np.float32)})[0].shape == (5, 2)
+    # The version's monitoring reference: what it predicted on the held-out images.
+    reference = PredictionReference.model_validate_json(extra["tags"][REFERENCE_TAG])
+    assert reference.count == connector.params["test_images"]
+    assert set(reference.label_counts) == {"circle", "square"}
+    assert reference.split == "0.2 of train"
+    (artifact,) = [p for p in extra["artifacts"] if p.name == REFERENCE_ARTIFACT]
+    assert PredictionReference.model_validate_json(artifact.read_text()) == reference
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from mlflow import MlflowClient
 
+from chimp.shared.schemas.monitoring import REFERENCE_TAG, PredictionReference
 from chimp.shared.schemas.tasks import TaskInfo, TaskStatus
 from chimp.shared.settings import DatastoreConfig
 from chimp.training.config import TrainingSettings
@@ -93,6 +94,10 @@ async def test_train_through_the_api_registers_a_production_version(
         assert version["metadata"]["labels"] == EMOTIONS
         assert version["metadata"]["input"]["height"] == 48
         assert version["metadata"]["dataset"] == "faces"
+        # Its monitoring reference went to the registry with it: serving reads it from there.
+        reference = PredictionReference.model_validate_json(version["tags"][REFERENCE_TAG])
+        assert reference.count == 14
+        assert set(reference.label_counts) == set(EMOTIONS)
         metrics = version["metrics"]
         assert {"test_accuracy", "train_loss", "val_accuracy", "macro_f1", "recall_happy"} <= set(
             metrics

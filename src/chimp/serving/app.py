@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from chimp import __version__
@@ -17,7 +18,9 @@ from chimp.serving.inference import SessionOptions, select_providers
 from chimp.serving.loading import OnnxLoader
 from chimp.serving.metrics import MetricsMiddleware, ServingMetrics
 from chimp.serving.model_manager import ModelManager, RegistryReader
-from chimp.serving.routes import health, images, legacy, models, v2
+from chimp.serving.monitoring import Monitor
+from chimp.serving.recording import PredictionRecorder
+from chimp.serving.routes import health, images, legacy, models, monitoring, v2
 from chimp.shared.api_docs import install_api_docs
 from chimp.shared.errors import install_error_handlers
 from chimp.shared.http_limits import install_cors
@@ -26,6 +29,10 @@ from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
 logger = logging.getLogger(__name__)
 
 STARTUP_WAIT_S = 30.0
+
+# Monitoring writes in the background: a Redis that is down must fail those writes quickly
+# rather than hold a flush (or a shutdown) for the default minutes.
+REDIS_TIMEOUT_S = 2.0
 
 
 def _default_registry(settings: ServingSettings) -> RegistryReader:
@@ -51,8 +58,9 @@ def create_app(
             batching=config.batching,
             warm_up=config.warmup,
         )
+        reader = registry or _default_registry(settings)
         manager = ModelManager(
-            registry or _default_registry(settings),
+            reader,
             loader,
             cache_dir=settings.model_cache_dir(),
             required=settings.served_models(),
@@ -62,13 +70,31 @@ def create_app(
         )
         metrics.attach(manager)
         pipeline = ImagePipeline(config.detector, anyio.CapacityLimiter(config.image_threads))
-        app.state.serving = ServingState(settings, manager, pipeline, metrics)
+        redis = (
+            aioredis.Redis.from_url(
+                settings.redis_url,
+                socket_connect_timeout=REDIS_TIMEOUT_S,
+                socket_timeout=REDIS_TIMEOUT_S,
+            )
+            if config.monitoring.enabled
+            else None
+        )
+        recorder = PredictionRecorder(redis, config.monitoring)
+        monitor = Monitor(recorder, reader, config.monitoring, manager=manager)
+        metrics.attach_monitor(monitor)
+        app.state.serving = ServingState(settings, manager, pipeline, metrics, monitor)
         logger.info("serving %s with providers %s", settings.served_models(), providers)
         await manager.start(wait_s=STARTUP_WAIT_S)
+        monitor.start()
         try:
             yield
         finally:
-            await manager.stop()
+            try:
+                await monitor.stop()
+            finally:
+                await manager.stop()
+                if redis is not None:
+                    await redis.aclose()
 
     app = FastAPI(
         title="CHIMP serving API",
@@ -90,6 +116,7 @@ def create_app(
     app.include_router(health.build_router(lambda: _state(app).manager))
     app.include_router(models.build_router(settings.auth.token))
     app.include_router(legacy.build_router(settings.model_name))
+    app.include_router(monitoring.router)
     return app
 
 

@@ -66,6 +66,53 @@ class BatchingConfig(Section):
     )
 
 
+class MonitoringConfig(Section):
+    """What serving records of its predictions, and how drift is judged (docs/monitoring.md)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Record every prediction per model version in Redis windows (CHIMP_REDIS_URL).",
+    )
+    window_s: int = Field(
+        default=60, ge=1, le=86_400, description="Length of one recording window, seconds."
+    )
+    flush_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often this process adds its windows to Redis (and on shutdown).",
+    )
+    retention_s: int = Field(
+        default=7 * 24 * 3600, ge=60, description="How long windows are kept in Redis, seconds."
+    )
+    key_prefix: str = Field(
+        default="chimp:monitoring", min_length=1, description="Prefix of every Redis key."
+    )
+    period_s: int = Field(
+        default=3600, ge=1, description="Default period of the drift report, seconds."
+    )
+    min_count: int = Field(
+        default=30, ge=1, description="Fewer predictions in the period: 'not enough data'."
+    )
+    p_value: float = Field(
+        default=0.05, gt=0, lt=1, description="Chi-squared and KS p-values below this are drift."
+    )
+    js_distance: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Jensen-Shannon distance (base 2) of label shares above this is drift.",
+    )
+    chi2_max_count: int = Field(
+        default=1000,
+        ge=1,
+        description="Up to this many predictions labels are tested with chi-squared, "
+        "above it with the Jensen-Shannon distance.",
+    )
+    drift_refresh_s: float = Field(
+        default=60.0, gt=0, description="How often the drift gauges of served versions refresh."
+    )
+
+
 class ServingConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5254, ge=1, le=65535)
@@ -121,6 +168,7 @@ class ServingConfig(Section):
     warmup: bool = Field(default=True, description="Run one inference before a version serves.")
     detector: DetectorConfig = DetectorConfig()
     batching: BatchingConfig = BatchingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
 
 class ServingSettings(ChimpSettings):

@@ -11,6 +11,8 @@ from chimp.serving.config import ServingSettings
 from chimp.serving.image_pipeline import ImagePipeline
 from chimp.serving.metrics import ServingMetrics
 from chimp.serving.model_manager import ModelManager, Selector
+from chimp.serving.monitoring import Monitor
+from chimp.serving.recording import PredictionRecorder
 
 
 @dataclass
@@ -19,6 +21,11 @@ class ServingState:
     manager: ModelManager
     pipeline: ImagePipeline
     metrics: ServingMetrics
+    monitor: Monitor
+
+    @property
+    def recorder(self) -> PredictionRecorder:
+        return self.monitor.recorder
 
 
 def get_state(request: Request) -> ServingState:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chimp.serving.model_manager import ModelManager
+from chimp.serving.monitoring import Monitor
+from chimp.serving.recording import MICRO
+from chimp.shared.schemas.monitoring import CONFIDENCE_BINS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -53,6 +57,58 @@ class _ModelCollector(Collector):
         yield from (served, loaded, up)
 
 
+class _MonitoringCollector(Collector):
+    """Confidence histograms of this process's predictions and the latest drift per version."""
+
+    def __init__(self) -> None:
+        self.monitor: Monitor | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.monitor is None:
+            return
+        recorder = self.monitor.recorder
+        recorder.collect()  # count what requests recorded since the last flush
+        confidence = HistogramMetricFamily(
+            "chimp_serving_prediction_confidence",
+            "Top score of each prediction, per model version (predictions of this process).",
+            labels=["model", "version"],
+        )
+        edges = [f"{(i + 1) / CONFIDENCE_BINS:g}" for i in range(CONFIDENCE_BINS - 1)]
+        for (model, version), counts in sorted(recorder.totals.items()):
+            cumulative = list(accumulate(counts.bins))
+            buckets = [*zip(edges, cumulative, strict=False), ("+Inf", cumulative[-1])]
+            confidence.add_metric(
+                [model, version], buckets=buckets, sum_value=counts.confidence_micro / MICRO
+            )
+        drift = GaugeMetricFamily(
+            "chimp_serving_drift",
+            "1 when a version's recent predictions drift from its validation reference, 0 when "
+            "they do not (over the default period; absent without enough data or a reference).",
+            labels=["model", "version"],
+        )
+        statistic = GaugeMetricFamily(
+            "chimp_serving_drift_statistic",
+            "The statistics behind chimp_serving_drift: labels (chi-squared p-value or "
+            "Jensen-Shannon distance) and confidence (KS p-value).",
+            labels=["model", "version", "test"],
+        )
+        for (model, version), judged in sorted(self.monitor.latest.items()):
+            if judged.status not in ("ok", "drift"):
+                continue
+            drift.add_metric([model, version], 1.0 if judged.status == "drift" else 0.0)
+            if judged.labels is not None:
+                value = judged.labels.p_value
+                statistic.add_metric(
+                    [model, version, judged.labels.test],
+                    value if value is not None else judged.labels.statistic,
+                )
+            if judged.confidence is not None:
+                statistic.add_metric(
+                    [model, version, judged.confidence.test], judged.confidence.p_value
+                )
+        yield from (confidence, drift, statistic)
+
+
 class ServingMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -77,10 +133,16 @@ class ServingMetrics:
         )
         self._models = _ModelCollector()
         self.registry.register(self._models)
+        self._monitoring = _MonitoringCollector()
+        self.registry.register(self._monitoring)
 
     def attach(self, manager: ModelManager) -> None:
         """Report ``manager``'s models from now on (called by the lifespan)."""
         self._models.manager = manager
+
+    def attach_monitor(self, monitor: Monitor) -> None:
+        """Report ``monitor``'s confidence histograms and drift (called by the lifespan)."""
+        self._monitoring.monitor = monitor
 
     def count_labels(self, model: str, version: str, labels: list[str]) -> None:
         for label in labels:

@@ -35,7 +35,8 @@ SECTIONS: tuple[tuple[str, str, str | None], ...] = (
 # Said here for settings whose field carries no description of its own.
 NOTES: dict[str, str] = {
     "CHIMP_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR.",
-    "CHIMP_REDIS_URL": "Redis for the task queue and task state (`redis://[:password@]host:port/db`).",
+    "CHIMP_REDIS_URL": "Redis for the task queue, task state and serving's prediction windows "
+    "(`redis://[:password@]host:port/db`).",
     "CHIMP_MLFLOW__TRACKING_URI": "MLflow tracking server and model registry.",
     "CHIMP_MLFLOW__EXPERIMENT": "MLflow experiment that training runs are logged to.",
     "CHIMP_DATASTORE__BACKEND": "`local` (a folder) or `s3` (MinIO, AWS S3 or any S3 API).",

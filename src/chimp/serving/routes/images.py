@@ -75,4 +75,5 @@ async def predict_image(
     resolved = await state.manager.resolve(name, selector)
     prediction = await state.pipeline.predict(resolved, data, mode)
     state.metrics.count_labels(name, resolved.model.version, [f.label for f in prediction.faces])
+    state.recorder.record_image(resolved.model.name, resolved.model.version, prediction.faces)
     return prediction

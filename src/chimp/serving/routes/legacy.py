@@ -99,6 +99,7 @@ def build_router(default_model: str) -> APIRouter:
             label, score, per_label = top_label(row, labels)
             predictions.append(LegacyPrediction(label=label, score=score, scores=per_label))
         state.metrics.count_labels(name, model.version, [p.label for p in predictions])
+        state.recorder.record_rows(model.name, model.version, labels, scores, probabilities=True)
         return LegacyInferResponse(
             model=resolved.ref, labels=labels, outputs=scores.tolist(), predictions=predictions
         )

@@ -21,6 +21,7 @@ from chimp import __version__
 from chimp.serving.dependencies import ManagerDep, ServingState, get_state
 from chimp.serving.inference import TensorShapeError
 from chimp.serving.model_manager import ModelManager, Resolved, Selector
+from chimp.serving.recording import PredictionRecorder
 from chimp.serving.routes.body import read_limited
 from chimp.serving.schemas import (
     V2InferenceRequest,
@@ -120,7 +121,9 @@ def _metadata(manager: ModelManager, resolved: Resolved) -> V2ModelMetadata:
     )
 
 
-async def _infer(resolved: Resolved, request: V2InferenceRequest) -> Response:
+async def _infer(
+    resolved: Resolved, request: V2InferenceRequest, recorder: PredictionRecorder
+) -> Response:
     """Run the request; the answer is a :class:`V2InferenceResponse` serialised with orjson."""
     model = resolved.model
     session = model.runner.model
@@ -152,6 +155,8 @@ async def _infer(resolved: Resolved, request: V2InferenceRequest) -> Response:
     batch = tensor_from_input(item)
     session.check_input(batch)
     result = await model.runner.infer(batch)
+    meta = model.metadata
+    recorder.record_rows(model.name, model.version, meta.labels, result, meta.outputs_probabilities)
     answer: dict[str, Any] = {
         "model_name": model.name,
         "model_version": model.version,
@@ -175,7 +180,7 @@ async def infer_endpoint(request: Request) -> Response:
     body = await _read_request(request, state)
     params = request.path_params
     resolved = await state.manager.resolve(params["name"], Selector(version=params.get("version")))
-    return await _infer(resolved, body)
+    return await _infer(resolved, body, state.recorder)
 
 
 class _LeanRoute(Route):

@@ -71,6 +71,7 @@ class EvalResult:
     loss: float
     accuracy: float
     predictions: npt.NDArray[np.int64]
+    confidences: npt.NDArray[np.float32]  # the top softmax score of each prediction
 
 
 @dataclass
@@ -94,6 +95,7 @@ def evaluate(model: nn.Module, data: Split, batch_size: int = 256) -> EvalResult
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     total_loss = 0.0
     predictions: list[npt.NDArray[np.int64]] = []
+    confidences: list[npt.NDArray[np.float32]] = []
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
             x = torch.from_numpy(data.images[start : start + batch_size])
@@ -101,12 +103,14 @@ def evaluate(model: nn.Module, data: Split, batch_size: int = 256) -> EvalResult
             logits = model(x)
             total_loss += loss_fn(logits, y).item()
             predictions.append(logits.argmax(dim=1).numpy().astype(np.int64))
+            confidences.append(torch.softmax(logits, dim=1).amax(dim=1).numpy())
     predicted = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
     count = max(1, len(data))
     return EvalResult(
         loss=total_loss / count,
         accuracy=float((predicted == data.targets).sum()) / count,
         predictions=predicted,
+        confidences=np.concatenate(confidences) if confidences else np.zeros(0, np.float32),
     )
 
 

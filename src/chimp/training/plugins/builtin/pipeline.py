@@ -29,6 +29,7 @@ from chimp.training.plugins.builtin.image_data import (
     load_folders,
     stratified_split,
 )
+from chimp.training.plugins.builtin.monitoring_reference import store_reference
 from chimp.training.splits import DATASET_KEY_TAG, HOLDOUT_TAG, TEST_SPLIT, holdout_tag
 
 Mode = Literal["train", "calibrate"]
@@ -165,6 +166,12 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
         reports.draw_confusion_matrix(matrix, labels, out / "confusion_matrix.png"),
         reports.draw_curves(history.values, out / "training_curves.png", config.model_name),
     ]
+    # What this version predicts on its held-out data: serving's baseline for drift.
+    split = str(params["held_out"]) if held_out is not None else "train (nothing held out)"
+    reference_tags, reference_file = store_reference(
+        labels, result.predictions, result.confidences, split=split, folder=out
+    )
+    artifacts.append(reference_file)
     context.check_cancelled()
 
     context.report_progress(0.9, "exporting to ONNX")
@@ -183,6 +190,7 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
         "chimp.mode": config.mode,
         DATASET_KEY_TAG: config.dataset_key,
         networks.TAG_ARCHITECTURE: config.architecture,
+        **reference_tags,
     }
     if holdout is not None:
         tags[HOLDOUT_TAG] = holdout
