@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import mlflow.artifacts
 from mlflow.entities import Metric, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -27,6 +28,7 @@ from chimp.shared.registry.layout import (
     TAG_METADATA,
     ArtifactFile,
     check_onnx_matches,
+    find_onnx,
     metadata_tags,
 )
 from chimp.shared.registry.mlflow_errors import mlflow_call
@@ -297,8 +299,35 @@ class ModelRegistry(RunTracker):
 
     @mlflow_call
     def download_onnx(self, name: str, version: str, dest_dir: Path) -> Path:
-        """Download the version's ONNX file into ``dest_dir`` and return its path."""
-        return self.download_version_artifact(name, version, f"{MODEL_DIR}/{ONNX_FILE}", dest_dir)
+        """Download the version's ONNX file into ``dest_dir`` and return its path.
+
+        CHIMP's layout (``model/model.onnx`` in the version's run) first; otherwise the version
+        was registered another way (e.g. ``mlflow.onnx.log_model``): its whole model folder is
+        downloaded (external weight files stay beside the graph) and the ONNX file found in it.
+        """
+        try:
+            return self.download_version_artifact(
+                name, version, f"{MODEL_DIR}/{ONNX_FILE}", dest_dir
+            )
+        except NotFoundError:
+            if not self._has_version(name, version):
+                raise
+        uri = self._client.get_model_version_download_uri(name, version)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(dest_dir), tracking_uri=self.tracking_uri
+            )
+        )
+        return find_onnx(local, f"model {name!r} version {version}")
+
+    def _has_version(self, name: str, version: str) -> bool:
+        """Whether ``name`` has ``version`` (its run or CHIMP files may still be absent)."""
+        try:
+            self._model_version(name, version)
+        except NotFoundError:
+            return False
+        return True
 
     @mlflow_call
     def list_version_artifacts(self, name: str, version: str) -> list[ArtifactFile]:
