@@ -152,6 +152,20 @@ class ModelRegistry(RunTracker):
                 if again.error_code != "RESOURCE_ALREADY_EXISTS":  # lost a creation race
                     raise
 
+    @mlflow_call
+    def set_metadata(self, name: str, version: str, metadata: ModelMetadata) -> ModelVersionInfo:
+        """Give an existing version (e.g. one logged with plain MLflow) CHIMP metadata.
+
+        The version's ONNX file is checked against ``metadata`` by the rule registration and
+        serving use; only then are the version's tags written.
+        """
+        check_model_name(name)
+        with tempfile.TemporaryDirectory(prefix="chimp-check-") as tmp:
+            check_onnx_matches(self.download_onnx(name, version, Path(tmp)), metadata)
+        for key, value in metadata_tags(metadata).items():
+            self._client.set_model_version_tag(name, version, key, value)
+        return self.get_version(name, version)
+
     # -- reading ---------------------------------------------------------------------------
 
     def _version_info(self, mv: ModelVersion, aliases: list[str]) -> ModelVersionInfo:
@@ -301,17 +315,15 @@ class ModelRegistry(RunTracker):
     def download_onnx(self, name: str, version: str, dest_dir: Path) -> Path:
         """Download the version's ONNX file into ``dest_dir`` and return its path.
 
-        CHIMP's layout (``model/model.onnx`` in the version's run) first; otherwise the version
-        was registered another way (e.g. ``mlflow.onnx.log_model``): its whole model folder is
-        downloaded (external weight files stay beside the graph) and the ONNX file found in it.
+        A version CHIMP registered has its file as ``model/model.onnx`` in its run. For one
+        registered another way (e.g. ``mlflow.onnx.log_model``) the whole model folder is
+        downloaded (external weight files stay beside the graph) and its ONNX file found.
         """
-        try:
+        mv = self._model_version(name, version)
+        if mv.run_id and mv.source == f"runs:/{mv.run_id}/{MODEL_DIR}":
             return self.download_version_artifact(
                 name, version, f"{MODEL_DIR}/{ONNX_FILE}", dest_dir
             )
-        except NotFoundError:
-            if not self._has_version(name, version):
-                raise
         uri = self._client.get_model_version_download_uri(name, version)
         dest_dir.mkdir(parents=True, exist_ok=True)
         local = Path(
@@ -320,14 +332,6 @@ class ModelRegistry(RunTracker):
             )
         )
         return find_onnx(local, f"model {name!r} version {version}")
-
-    def _has_version(self, name: str, version: str) -> bool:
-        """Whether ``name`` has ``version`` (its run or CHIMP files may still be absent)."""
-        try:
-            self._model_version(name, version)
-        except NotFoundError:
-            return False
-        return True
 
     @mlflow_call
     def list_version_artifacts(self, name: str, version: str) -> list[ArtifactFile]:
