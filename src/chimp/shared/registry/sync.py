@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import ValidationError
 
 from chimp.shared.errors import BadRequestError, NotFoundError
+from chimp.shared.model_fit import read_graph
 from chimp.shared.registry.layout import (
     METADATA_FILE,
     MODEL_DIR,
@@ -58,7 +59,7 @@ class ModelRegistry(RunTracker):
         self,
         name: str,
         onnx_path: Path,
-        metadata: ModelMetadata,
+        metadata: ModelMetadata | None,
         *,
         run_id: str | None = None,
         params: dict[str, Any] | None = None,
@@ -70,14 +71,19 @@ class ModelRegistry(RunTracker):
         """Log a model to ``run_id`` (or a new run, ended here) and register it as a version.
 
         ``metric_history`` holds per-epoch values, logged with their index as the step.
-        ``artifacts`` are extra files (plots) stored at the run's root.
+        ``artifacts`` are extra files (plots) stored at the run's root. Without ``metadata`` the
+        version is served from its ONNX graph only (Open Inference Protocol), until metadata is
+        added with :meth:`set_metadata`.
         """
         check_model_name(name)
-        check_onnx_matches(onnx_path, metadata)
+        if metadata is None:
+            read_graph(onnx_path)  # still a readable ONNX file
+        else:
+            check_onnx_matches(onnx_path, metadata)
         for extra in artifacts or []:
             if not extra.is_file():
                 raise BadRequestError(f"artifact file not found: {extra}")
-        chimp_tags = metadata_tags(metadata)
+        chimp_tags = metadata_tags(metadata) if metadata is not None else {}
         owns_run = run_id is None
         if run_id is None:
             run_id = self.start_run(name, tags={**chimp_tags, **(tags or {})})
@@ -107,7 +113,7 @@ class ModelRegistry(RunTracker):
         self,
         run_id: str,
         onnx_path: Path,
-        metadata: ModelMetadata,
+        metadata: ModelMetadata | None,
         params: Mapping[str, Any] | None,
         metrics: Mapping[str, float] | None,
         metric_history: Mapping[str, list[float]] | None,
@@ -135,7 +141,8 @@ class ModelRegistry(RunTracker):
         with tempfile.TemporaryDirectory(prefix="chimp-model-") as staging:
             folder = Path(staging)
             shutil.copyfile(onnx_path, folder / ONNX_FILE)
-            (folder / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+            if metadata is not None:
+                (folder / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
             self._client.log_artifacts(run_id, staging, MODEL_DIR)
         for extra in artifacts or []:
             self._client.log_artifact(run_id, str(extra))
