@@ -122,3 +122,17 @@ def check_fits(graph: Graph, metadata: ModelMetadata) -> None:
             f"ONNX output {out.name!r} has {width} values per sample but the metadata lists "
             f"{len(metadata.labels)} labels"
         )
+
+
+def complete_metadata(raw: object, graph: Graph) -> ModelMetadata:
+    """``ModelMetadata`` from a JSON object, naming the graph's first input and output where
+    the object leaves ``input.input_name`` / ``input.output_name`` out (an imported model's
+    tensors are rarely called ``input`` and ``logits``). Raises pydantic's ValidationError."""
+    if isinstance(raw, dict) and isinstance(raw.get("input"), dict):
+        spec = dict(raw["input"])
+        if graph.inputs:
+            spec.setdefault("input_name", graph.inputs[0].name)
+        if graph.outputs:
+            spec.setdefault("output_name", graph.outputs[0].name)
+        raw = {**raw, "input": spec}
+    return ModelMetadata.model_validate(raw)

@@ -19,7 +19,7 @@ from chimp.training.config import TrainingSettings
 from chimp.training.dependencies import TrainingState
 from chimp.training.jobs import deserialize_job, serialize_job
 from chimp.training.plugins.discovery import PluginCatalog, discover_plugins
-from chimp.training.routes import datasets, models, plugins, tasks
+from chimp.training.routes import datasets, model_versions, models, plugins, tasks
 from chimp.training.task_store import TaskStore
 
 # MLflow calls from request handlers run in threads; this bounds how many at once.
@@ -88,4 +88,5 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
     app.include_router(plugins.router())
     app.include_router(tasks.router(guard))
     app.include_router(models.router(guard))
+    app.include_router(model_versions.router(guard))
     return app

@@ -4,6 +4,7 @@
     chimp-train plugins
     chimp-train datasets list | upload NAME FILE.zip [--overwrite] | delete NAME
     chimp-train run PLUGIN --arg k=v ... --dataset key=name ... [--user ID] [--promote]
+    chimp-train models import NAME FILE.onnx --labels ... --input 64x64 | set-metadata NAME V ...
 
 Client commands talk HTTP to ``--url`` (default: this machine's training API) and send
 ``CHIMP_AUTH__TOKEN`` as the bearer token. ``run`` follows the task with a progress bar and
@@ -22,6 +23,7 @@ from typing import Any, TextIO
 import httpx
 
 from chimp.shared.schemas.tasks import TaskInfo, TaskStatus
+from chimp.training import import_cli
 from chimp.training.config import TrainingSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED, EXIT_API = 0, 1, 2, 3
@@ -183,6 +185,11 @@ def cmd_datasets(args: argparse.Namespace, settings: TrainingSettings) -> int:
     return EXIT_OK
 
 
+def cmd_models(args: argparse.Namespace, settings: TrainingSettings) -> int:
+    with _client(args, settings) as client:
+        return import_cli.run(args, client, _check)
+
+
 def cmd_serve(args: argparse.Namespace, settings: TrainingSettings) -> int:
     import uvicorn
 
@@ -243,6 +250,10 @@ def build_parser(settings: TrainingSettings) -> argparse.ArgumentParser:
     run.add_argument("--promote", action="store_true", help="make the new version production")
     run.add_argument("--no-follow", action="store_true", help="print the task id and return")
     run.set_defaults(handler=cmd_run)
+
+    models = sub.add_parser("models", help="bring in models made elsewhere")
+    import_cli.add_commands(models.add_subparsers(dest="action", required=True))
+    models.set_defaults(handler=cmd_models)
     return parser
 
 

@@ -160,15 +160,21 @@ class ModelRegistry(RunTracker):
                     raise
 
     @mlflow_call
-    def set_metadata(self, name: str, version: str, metadata: ModelMetadata) -> ModelVersionInfo:
+    def set_metadata(
+        self, name: str, version: str, metadata: ModelMetadata, *, onnx_path: Path | None = None
+    ) -> ModelVersionInfo:
         """Give an existing version (e.g. one logged with plain MLflow) CHIMP metadata.
 
-        The version's ONNX file is checked against ``metadata`` by the rule registration and
-        serving use; only then are the version's tags written.
+        The version's ONNX file (``onnx_path`` when the caller already downloaded it) is checked
+        against ``metadata`` by the rule registration and serving use; only then are the
+        version's tags written.
         """
         check_model_name(name)
-        with tempfile.TemporaryDirectory(prefix="chimp-check-") as tmp:
-            check_onnx_matches(self.download_onnx(name, version, Path(tmp)), metadata)
+        if onnx_path is not None:
+            check_onnx_matches(onnx_path, metadata)
+        else:
+            with tempfile.TemporaryDirectory(prefix="chimp-check-") as tmp:
+                check_onnx_matches(self.download_onnx(name, version, Path(tmp)), metadata)
         for key, value in metadata_tags(metadata).items():
             self._client.set_model_version_tag(name, version, key, value)
         return self.get_version(name, version)
