@@ -91,9 +91,12 @@ def start_mlflow(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-async def serving_follows(url: str, name: str, promote: object, want: str) -> float:
+async def serving_follows(url: str, name: str, promote: object, want: str, data_dir: Path) -> float:
     settings = ServingSettings(
-        _env_file=None, model_name=name, mlflow=MlflowConfig(tracking_uri=url)
+        _env_file=None,
+        data_dir=data_dir,
+        model_name=name,
+        mlflow=MlflowConfig(tracking_uri=url),
     )
     app = create_app(settings)
     png = cv2.imencode(".png", pattern(3, 48, np.random.default_rng(1)))[1].tobytes()
@@ -175,7 +178,9 @@ def main() -> None:
 
             # Production back to v1 for serving's first answer, then the gate's move to the new one.
             registry.set_alias(name, PRODUCTION, v1.version)
-            follow = asyncio.run(serving_follows(url, name, promote, better.version))
+            follow = asyncio.run(
+                serving_follows(url, name, promote, better.version, root / "serving")
+            )
             print(f"'task succeeded' -> serving answers with the promoted version: {follow:.2f} s")
         finally:
             _stop(proc)
