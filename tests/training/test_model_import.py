@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import cv2
+import httpx
 import numpy as np
 import onnx
 import pytest
@@ -21,6 +24,7 @@ from tests.fixtures.onnx_models import make_tiny_onnx
 from tests.frontend.browser import serve as serve_tcp
 from tests.serving.conftest import face_jpeg, log_plain_onnx, serve
 from tests.training.conftest import SettingsFactory, api_client
+from tests.training.synthetic import write_folder_dataset, zip_folder
 
 # Shaped like the ONNX Model Zoo's FER+ emotion model: 64x64 gray, 8 logits, its tensor names.
 FERPLUS_LABELS = [
@@ -67,14 +71,18 @@ async def test_an_imported_model_is_registered_and_served(
             )
 
     assert first.status_code == 201, first.text
-    version = first.json()
+    version = first.json()["version"]
+    assert first.json()["decision"]["verdict"] == "first"
     assert version["aliases"] == ["production"]
     assert version["metadata"]["labels"] == FERPLUS_LABELS
     assert version["metadata"]["input"]["input_name"] == "Input3"  # from the graph
     assert version["metadata"]["input"]["output_name"] == "Plus692_Output_0"
     assert version["tags"]["chimp.imported_from"] == "emotion-ferplus-8.onnx"
     assert second.status_code == 201
-    assert second.json()["aliases"] == ["staging"]  # production already taken
+    # Gated like a trained version: with a champion and no evaluation data it is not promoted.
+    assert second.json()["decision"]["verdict"] == "rejected"
+    assert "no evaluation data" in second.json()["decision"]["reason"]
+    assert second.json()["version"]["aliases"] == ["staging"]
 
     serving = ServingSettings(
         data_dir=tmp_path / "serving",
@@ -214,3 +222,102 @@ async def test_metadata_is_added_to_a_plain_mlflow_version_through_the_cli(
     assert described["metadata"]["input"]["input_name"] == "Input3"
     assert imported == 0
     assert f"{model_name}-cli version 1 (production)" in imported_out
+    assert "gate: first" in imported_out
+
+
+def read_gray(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    assert image is not None
+    return image.astype(np.float32).ravel() / 255
+
+
+def linear_onnx(path: Path, weights: np.ndarray, bias: np.ndarray, spec: InputSpec) -> Path:
+    """``logits = flatten(x) @ weights + bias`` with the spec's tensor names."""
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Flatten", [spec.input_name], ["flat"], axis=1),
+            onnx.helper.make_node("MatMul", ["flat", "w"], ["scores"]),
+            onnx.helper.make_node("Add", ["scores", "b"], [spec.output_name]),
+        ],
+        "linear",
+        [onnx.helper.make_tensor_value_info(
+            spec.input_name, onnx.TensorProto.FLOAT,
+            ["batch", spec.channels, spec.height, spec.width])],
+        [onnx.helper.make_tensor_value_info(
+            spec.output_name, onnx.TensorProto.FLOAT, ["batch", weights.shape[1]])],
+        initializer=[
+            onnx.numpy_helper.from_array(weights.astype(np.float32), "w"),
+            onnx.numpy_helper.from_array(bias.astype(np.float32), "b"),
+        ],
+    )  # fmt: skip
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+async def test_an_import_goes_through_the_gate_with_the_policys_evaluation_data(
+    make_settings: SettingsFactory, mlflow_uri: str, model_name: str, tmp_path: Path
+) -> None:
+    labels = ["angry", "happy", "sad"]
+    spec = InputSpec(height=32, width=32, channels=1, color="gray")
+    folder = write_folder_dataset(tmp_path / "eval", per_label=6, labels=labels, size=32)
+    # A nearest-mean classifier built from the evaluation images (good), and random weights.
+    templates = np.stack(
+        [
+            np.mean([read_gray(p) for p in sorted((folder / "train" / label).iterdir())], axis=0)
+            for label in labels
+        ]
+    )
+    good = linear_onnx(tmp_path / "good.onnx", templates.T, -0.5 * (templates**2).sum(1), spec)
+    rng = np.random.default_rng(0)
+    weak = [
+        linear_onnx(tmp_path / f"weak{i}.onnx", rng.normal(0, 0.01, (1024, 3)), np.zeros(3), spec)
+        for i in (1, 2)
+    ]
+    form = json.dumps({"task": "image-classification", "labels": labels, "input": {
+        "height": 32, "width": 32, "channels": 1, "color": "gray"}})  # fmt: skip
+    settings = make_settings(mlflow_uri=mlflow_uri)
+    settings.auth.token = SecretStr(TOKEN)
+
+    async def imported(client: httpx.AsyncClient, path: Path) -> dict[str, Any]:
+        with path.open("rb") as fh:
+            response = await client.post(
+                f"/models/{model_name}/versions",
+                files={"file": (path.name, fh)},
+                data={"metadata": form},
+                headers=AUTH,
+            )
+        assert response.status_code == 201, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async with api_client(settings) as client:
+        with zip_folder(folder, tmp_path / "eval.zip").open("rb") as fh:
+            uploaded = await client.post(
+                "/datasets",
+                files={"file": ("eval.zip", fh, "application/zip")},
+                data={"dataset_name": f"eval-{model_name}"},
+                headers=AUTH,
+            )
+        assert uploaded.status_code == 201, uploaded.text
+        first = await imported(client, weak[0])
+        policy = await client.put(
+            f"/models/{model_name}/policy",
+            json={"evaluation_dataset": f"eval-{model_name}", "min_improvement": 0.05},
+            headers=AUTH,
+        )
+        assert policy.status_code == 200, policy.text
+        better = await imported(client, good)
+        worse = await imported(client, weak[1])
+        aliases = (await client.get(f"/models/{model_name}/versions")).json()
+
+    assert first["decision"]["verdict"] == "first"
+    assert better["decision"]["verdict"] == "promoted"
+    assert better["decision"]["evaluation"]["name"] == f"eval-{model_name}"
+    assert better["decision"]["metrics"]["accuracy"]["candidate"] == 1.0
+    assert better["version"]["aliases"] == ["production"]
+    assert worse["decision"]["verdict"] == "rejected"
+    assert worse["version"]["aliases"] == ["staging"]
+    by_version = {v["version"]: v["aliases"] for v in aliases}
+    assert by_version[better["version"]["version"]] == ["production"]

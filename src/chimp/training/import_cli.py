@@ -2,7 +2,7 @@
 
     chimp-train models import NAME model.onnx --labels a,b,c --input 64x64 --color gray
         [--scale 1/255] [--mean 0.5] [--std 0.5] [--task image-classification]
-        [--input-name X] [--output-name Y] [--probabilities] [--promote]
+        [--input-name X] [--output-name Y] [--probabilities] [--no-promote]
     chimp-train models set-metadata NAME VERSION --labels ... (the same metadata flags)
 
 The flags become the ``ModelMetadata`` JSON of ``POST /models/{name}/versions`` and
@@ -95,13 +95,21 @@ def _metadata_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+ACTIONS = ("import", "set-metadata")
+
+
 def add_commands(actions: Any) -> None:
     """Add ``import`` and ``set-metadata`` to the ``models`` subcommand's actions."""
     imported = actions.add_parser("import", help="register an ONNX file made elsewhere")
     imported.add_argument("name")
     imported.add_argument("file", type=Path)
     _metadata_flags(imported)
-    imported.add_argument("--promote", action="store_true", help="make it production")
+    imported.add_argument(
+        "--no-promote",
+        dest="promote",
+        action="store_false",
+        help="let the gate judge it, but never move production past the champion",
+    )
     described = actions.add_parser("set-metadata", help="add CHIMP metadata to a version")
     described.add_argument("name")
     described.add_argument("version")
@@ -113,13 +121,15 @@ def run(args: argparse.Namespace, client: httpx.Client, check: Callable[[Any], A
     metadata = metadata_json(args)
     if args.action == "import":
         with args.file.open("rb") as fh:
-            info = check(
+            answer = check(
                 client.post(
                     f"/models/{args.name}/versions",
                     files={"file": (args.file.name, fh, "application/octet-stream")},
                     data={"metadata": metadata, "promote": str(args.promote).lower()},
                 )
             )
+        info, decision = answer["version"], answer["decision"]
+        print(f"gate: {decision['verdict']}: {decision['reason']}")
     else:
         info = check(
             client.put(

@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from chimp import __version__
 from chimp.serving.dependencies import ManagerDep, ServingState, get_state
-from chimp.serving.inference import TensorShapeError, check_tensor
+from chimp.serving.inference import TensorShapeError
 from chimp.serving.model_manager import ModelManager, Resolved, Selector
 from chimp.serving.routes.body import decode_content, read_limited
 from chimp.serving.schemas import (
@@ -53,6 +53,7 @@ from chimp.shared.errors import (
     error_responses,
 )
 from chimp.shared.model_fit import Graph, GraphTensor
+from chimp.shared.onnx_model import check_tensor
 
 PLATFORM = "onnxruntime_onnx"
 # The binary tensor extension: the JSON request's size; bytes after it are tensor data.

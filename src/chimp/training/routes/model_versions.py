@@ -3,10 +3,13 @@ a version registered another way (e.g. plain ``mlflow.onnx.log_model``).
 
 Both check the ONNX graph against the metadata with the rule serving applies at load
 (:func:`chimp.shared.model_fit.check_fits`), so what is accepted here is what serving serves.
+An imported version then goes through the evaluation gate like a trained one
+(:func:`chimp.training.gate.register_and_gate`).
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -18,7 +21,7 @@ import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Body, File, Form, UploadFile, status
 from fastapi.params import Depends
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from chimp.shared.errors import (
     BadRequestError,
@@ -31,12 +34,14 @@ from chimp.shared.errors import (
     error_responses,
 )
 from chimp.shared.model_fit import complete_metadata, read_graph
-from chimp.shared.registry import AsyncModelRegistry
 from chimp.shared.registry.names import check_model_name
+from chimp.shared.schemas.continual import Decision, PromotionPolicy
 from chimp.shared.schemas.models import ModelMetadata, ModelVersionInfo
 from chimp.shared.schemas.plugins import describe_validation_error
-from chimp.training.dependencies import RegistryDep, StateDep
-from chimp.training.promotion import aliases_for_new_version
+from chimp.training.dependencies import RegistryDep, StateDep, TrainingState
+from chimp.training.evaluation import EvaluationSet, dataset_set
+from chimp.training.gate import register_and_gate
+from chimp.training.policy import get_policy
 from chimp.training.routes.datasets import _spool
 
 IMPORT_TAG = "chimp.imported_from"
@@ -64,11 +69,22 @@ def _metadata(raw: Any, onnx_path: Path) -> ModelMetadata:
         raise ValidationFailedError(f"invalid metadata: {names}", detail=problems) from None
 
 
-async def _existing_aliases(registry: AsyncModelRegistry, name: str) -> dict[str, str]:
+class ImportedVersion(BaseModel):
+    version: ModelVersionInfo = Field(description="The new version, with its aliases.")
+    decision: Decision = Field(description="The evaluation gate's verdict, as for a trained one.")
+
+
+async def _evaluation_data(
+    state: TrainingState, policy: PromotionPolicy, work: Path
+) -> EvaluationSet | None:
+    """The policy's evaluation dataset, read; None when it names none (or it is gone)."""
+    if policy.evaluation_dataset is None:
+        return None
     try:
-        return await registry.aliases(name)
+        root = await state.datastore.download_dataset(policy.evaluation_dataset, work / "eval")
     except NotFoundError:
-        return {}
+        return None
+    return await anyio.to_thread.run_sync(dataset_set, root, policy.evaluation_dataset)
 
 
 def router(guard: Sequence[Depends]) -> APIRouter:
@@ -87,15 +103,17 @@ def router(guard: Sequence[Depends]) -> APIRouter:
         file: Annotated[UploadFile, File(description="The ONNX model file.")],
         metadata: Annotated[str, Form(description=_METADATA_HELP)],
         promote: Annotated[
-            bool, Form(description="Make it production even when there is one already.")
-        ] = False,
-    ) -> ModelVersionInfo:
-        """Register an ONNX file made elsewhere as a new version of ``name``.
+            bool,
+            Form(description="False: judge it, but never move production past the champion."),
+        ] = True,
+    ) -> ImportedVersion:
+        """Register an ONNX file made elsewhere as a new version of ``name``, then gate it.
 
-        Like a trained version it becomes ``production`` when the model has none (or with
-        ``promote``), ``staging`` otherwise. Refused (422, nothing registered) when the graph
-        does not fit the metadata: input name, float32 NCHW of the input spec's size, and an
-        output width equal to the number of labels.
+        Refused (422, nothing registered) when the graph does not fit the metadata: input
+        name, float32 NCHW of the input spec's size, and an output width equal to the number
+        of labels. Then the evaluation gate decides, as for a trained version: ``production``
+        for a first version, or when it beats the champion on the policy's evaluation data;
+        ``staging`` otherwise (the reason is in ``decision``).
         """
         check_model_name(name)
         try:
@@ -111,15 +129,25 @@ def router(guard: Sequence[Depends]) -> APIRouter:
             onnx_path = tmp / "model.onnx"
             await _spool(file, onnx_path, state.settings.datastore.max_upload_bytes)
             checked = await anyio.to_thread.run_sync(_metadata, raw, onnx_path)
-            existing = await _existing_aliases(registry, name)
-            info = await registry.log_model_version(
-                name, onnx_path, checked, tags={IMPORT_TAG: file.filename or "upload"}
+            policy = await anyio.to_thread.run_sync(get_policy, state.records, name)
+            evaluation = await _evaluation_data(state, policy, tmp)
+            gate = functools.partial(
+                register_and_gate,
+                registry.sync,
+                state.records,
+                name,
+                onnx_path,
+                checked,
+                tags={IMPORT_TAG: file.filename or "upload"},
+                policy=policy,
+                evaluation_dataset=evaluation,
+                promote=promote,
+                work_dir=tmp,
             )
+            info, decision = await anyio.to_thread.run_sync(gate, limiter=registry.limiter)
         finally:
             await anyio.to_thread.run_sync(shutil.rmtree, tmp, True)
-        for alias in aliases_for_new_version(existing, user_id=None, promote=promote):
-            await registry.set_alias(name, alias, info.version)
-        return await registry.get_version(name, info.version)
+        return ImportedVersion(version=info, decision=decision)
 
     @api.put(
         "/{name}/versions/{version}/metadata",
