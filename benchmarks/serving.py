@@ -3,9 +3,10 @@
 One run prints, for the same small emotion-style CNN (48x48 gray in, 7 logits out):
 
 * raw in-process ONNX Runtime inferences/s (batch 1, one thread);
-* the serving API's requests/s, p50/p99 latency and server CPU per request for v2 infer and for
-  predict-image (a 640x480 JPEG with one face) at concurrency 1 and 16, for each server variant
-  (default settings, micro-batching off, two worker processes);
+* the serving API's requests/s, p50/p99 latency and server CPU per request for v2 infer with JSON
+  tensors, v2 infer with the binary tensor extension (binary in and out), and predict-image (a
+  640x480 JPEG with one face) at concurrency 1 and 16, for each server variant (default
+  settings, micro-batching off, two worker processes);
 * failed requests while the production alias is moved 10 times under load (must be 0).
 
 The API runs in uvicorn subprocesses against a real ``mlflow server`` subprocess. The load
@@ -15,7 +16,7 @@ asyncio generator, which costs about as much CPU per request as the server and l
 figure on a 2-core machine.
 
     .venv/bin/python benchmarks/serving.py [--seconds 5] [--variants default,batching-off,workers-2]
-        [--generator wrk|httpx]
+        [--generator wrk|httpx] [--workloads "v2 infer,v2 binary,predict-image"] [--no-moves]
 """
 
 from __future__ import annotations
@@ -256,6 +257,27 @@ class Workload:
     body: bytes
     content_type: str
     faces: int | None = None
+    header: tuple[str, str] | None = None  # one extra request header
+
+
+def v2_binary_workload() -> Workload:
+    """The v2 request of :func:`v2_workload` with the binary tensor extension, binary answer."""
+    x = np.random.default_rng(1).random((1, 1, 48, 48), dtype=np.float32)
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "input", "shape": [1, 1, 48, 48], "datatype": "FP32",
+                 "parameters": {"binary_data_size": x.nbytes}}
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()  # fmt: skip
+    return Workload(
+        f"/v2/models/{MODEL}/infer",
+        header + x.tobytes(),
+        "application/octet-stream",
+        header=("Inference-Header-Content-Length", str(len(header))),
+    )
 
 
 def v2_workload() -> Workload:
@@ -282,6 +304,8 @@ wrk.method = "POST"
 wrk.body = f:read("*all")
 f:close()
 wrk.headers["Content-Type"] = os.getenv("CHIMP_BODY_TYPE")
+local extra_name = os.getenv("CHIMP_HEADER_NAME") or ""
+if extra_name ~= "" then wrk.headers[extra_name] = os.getenv("CHIMP_HEADER_VALUE") end
 local faces = tonumber(os.getenv("CHIMP_FACES") or "")
 bad = 0
 local threads = {}
@@ -307,7 +331,7 @@ class WrkLoad:
     """A running ``wrk``; :meth:`result` waits for it (or interrupts it first)."""
 
     def __init__(self, url: str, work: Workload, concurrency: int, seconds: float, tmp: Path):
-        body_file = tmp / ("body" + work.path.replace("/", "-") + ".bin")
+        body_file = tmp / f"body-{abs(hash(work.body))}.bin"
         body_file.write_bytes(work.body)
         script = tmp / "post.lua"
         script.write_text(_WRK_SCRIPT)
@@ -316,6 +340,8 @@ class WrkLoad:
             "CHIMP_BODY_FILE": str(body_file),
             "CHIMP_BODY_TYPE": work.content_type,
             "CHIMP_FACES": "" if work.faces is None else str(work.faces),
+            "CHIMP_HEADER_NAME": work.header[0] if work.header else "",
+            "CHIMP_HEADER_VALUE": work.header[1] if work.header else "",
         }
         cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
                "-s", str(script), url + work.path]  # fmt: skip
@@ -344,7 +370,7 @@ async def httpx_load(
 ) -> LoadResult:
     latencies: list[float] = []
     failures = 0
-    headers = {"content-type": work.content_type}
+    headers = {"content-type": work.content_type, **dict([work.header] if work.header else [])}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
 
@@ -390,8 +416,10 @@ def measure(
 ) -> LoadResult:
     # Warm connections, the model and the batching path before the timed run.
     with httpx.Client(base_url=url, timeout=30) as client:
+        headers = {"content-type": work.content_type, **dict([work.header] if work.header else [])}
         for _ in range(3):
-            client.post(work.path, content=work.body, headers={"content-type": work.content_type})
+            warm = client.post(work.path, content=work.body, headers=headers)
+            warm.raise_for_status()
     before = cpu_seconds(pid)
     if generator == "wrk":
         result = WrkLoad(url, work, concurrency, seconds, tmp).result()
@@ -471,7 +499,16 @@ def main() -> None:
         default="wrk" if shutil.which("wrk") else "httpx",
         help="load generator (default: wrk when installed)",
     )
+    parser.add_argument(
+        "--workloads",
+        default="v2 infer,v2 binary,predict-image",
+        help="comma-separated: v2 infer (JSON), v2 binary (binary tensor extension), predict-image",
+    )
+    parser.add_argument(
+        "--no-moves", action="store_true", help="skip the alias-moves-under-load check"
+    )
     args = parser.parse_args()
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -486,7 +523,12 @@ def main() -> None:
         print(f"\nraw ONNX Runtime, batch 1, 1 thread: {raw:.1f} inferences/s "
               f"({1000 / raw:.2f} ms each)\n")  # fmt: skip
         jpeg = face_jpeg()
-        works = {"v2 infer": v2_workload(), "predict-image": image_workload(jpeg)}
+        every = {
+            "v2 infer": v2_workload(),
+            "v2 binary": v2_binary_workload(),
+            "predict-image": image_workload(jpeg),
+        }
+        works = {name: every[name] for name in workloads}
         mlflow, mlflow_url = start_mlflow(workdir)
         try:
             registry = ModelRegistry(mlflow_url, experiment="bench")
@@ -514,20 +556,23 @@ def main() -> None:
                                 args.generator, url, proc.pid, work, c, args.seconds, workdir
                             )
                             print(row(f"{name} c={c} ({variant})", result), flush=True)
-                            if name == "v2 infer" and c == 16:
-                                best[variant] = result.rps
+                            if name.startswith("v2") and c == 16:
+                                best[f"{name} c=16 ({variant})"] = result.rps
             finally:
                 for proc, _ in servers.values():
                     stop(proc)
             print(f"load average after: {os.getloadavg()}")
-            for variant, rps in best.items():
-                share = 100 * rps / raw
-                print(f"v2 infer c=16 ({variant}): {rps:.1f} req/s = {share:.0f}% of raw ORT")
+            for label, rps in best.items():
+                share = rps / raw
+                print(f"{label}: {rps:.1f} req/s = {share:.2f}x raw ORT single-thread batch-1")
+            if args.no_moves:
+                return
             proc, url = start_serving(workdir, mlflow_url, "default", "moves")
             try:
                 (v2_res, img_res), seen = alias_moves(
-                    args.generator, url, registry, versions, list(works.values()), 10, workdir
-                )
+                    args.generator, url, registry, versions, [every["v2 infer"],
+                    every["predict-image"]], 10, workdir,
+                )  # fmt: skip
             finally:
                 stop(proc)
             print(f"\nalias moved {len(seen)} times under load (versions {' -> '.join(seen)}):")

@@ -47,7 +47,9 @@ class NullConnector:
     ) -> ProductionModel | None:
         return None
 
-    def store_model(self, name: str, onnx_path: Path, metadata: ModelMetadata, **_: Any) -> None:
+    def store_model(
+        self, name: str, onnx_path: Path, metadata: ModelMetadata | None, **_: Any
+    ) -> None:
         self.onnx_path = onnx_path
 
 

@@ -6,13 +6,19 @@ import asyncio
 import contextlib
 import socket
 import threading
+import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import cv2
 import httpx
+import mlflow
+import mlflow.onnx
 import numpy as np
+import onnx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from skimage import data as skdata
 
@@ -22,7 +28,7 @@ from chimp.shared.registry import PRODUCTION, ModelRegistry
 from chimp.shared.schemas.models import InputSpec, ModelMetadata, ModelVersionInfo
 from chimp.shared.settings import MlflowConfig
 from tests.fixtures.onnx_models import make_tiny_onnx
-from tests.fixtures.ports import free_port
+from tests.fixtures.ports import free_port, wait_for_port
 
 EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 FACE_SPEC = InputSpec(height=48, width=48, channels=1, color="gray")
@@ -149,3 +155,36 @@ def mlflow_proxy(mlflow_uri: str) -> Iterator[TcpProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+@contextlib.contextmanager
+def serve_tcp(settings: ServingSettings) -> Iterator[str]:
+    """The app under uvicorn on a free port in a thread (for clients that need a socket)."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        wait_for_port(port, timeout=60)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def log_plain_onnx(tracking_uri: str, name: str, model: onnx.ModelProto) -> str:
+    """Register ``model`` the ordinary MLflow way (no CHIMP metadata), alias production."""
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.create_experiment(f"plain-{uuid.uuid4().hex[:12]}")
+    # mlflow.onnx.log_model only logs to the global tracking URI; every test server is the same.
+    mlflow.set_tracking_uri(tracking_uri)
+    # MLflow warns about its own internals (type hints, pip requirements) while logging.
+    with warnings.catch_warnings(), mlflow.start_run(experiment_id=experiment):
+        warnings.simplefilter("ignore")
+        info = mlflow.onnx.log_model(model, name="model", registered_model_name=name)
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(name, PRODUCTION, version)
+    return version

@@ -9,10 +9,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from pydantic import SecretStr
 
 from chimp.serving.app import create_app
-from chimp.shared.registry import PRODUCTION, ModelRegistry, user_alias
+from chimp.shared.model_fit import ModelMismatchError
+from chimp.shared.registry import PRODUCTION, ModelRegistry, sync, user_alias
 from chimp.shared.settings import AuthConfig
 from tests.fixtures.onnx_models import make_tiny_onnx
 from tests.serving.conftest import (
@@ -260,8 +262,8 @@ async def test_bad_input_gets_a_clear_4xx(
             "nested deeper than shape": await client.post(
                 infer, json={"inputs": [{**good, "shape": [1, 2304], "data": [[[0.5] * 2304]]}]}
             ),
-            "binary output asked": await client.post(
-                infer, json={"inputs": [good], "parameters": {"binary_data_output": True}}
+            "binary output flag not a boolean": await client.post(
+                infer, json={"inputs": [good], "parameters": {"binary_data_output": "yes"}}
             ),
             "unknown input name": await client.post(
                 infer, json={"inputs": [{**good, "name": "image"}]}
@@ -292,7 +294,7 @@ async def test_bad_input_gets_a_clear_4xx(
         "version and alias": 400, "bad mode": 422, "wrong shape": 400,
         "shape and data disagree": 400, "ragged data": 400, "wrong datatype": 400,
         "strings as data": 400, "booleans as FP32 data": 400, "nested deeper than shape": 400,
-        "binary output asked": 400, "unknown input name": 400, "unknown output": 400,
+        "binary output flag not a boolean": 400, "unknown input name": 400, "unknown output": 400,
         "unknown field": 422, "no inputs": 422, "not json": 422, "v2 unknown model": 404,
         "v2 unknown version": 404, "legacy wrong shape": 400, "legacy unknown stage": 404,
     }  # fmt: skip
@@ -307,7 +309,7 @@ async def test_bad_input_gets_a_clear_4xx(
     assert "booleans" in cases["booleans as FP32 data"].json()["error"]
     assert "'input'" in cases["nested deeper than shape"].json()["error"]
     assert "[1, 2304]" in cases["nested deeper than shape"].json()["error"]
-    assert "binary tensor data is not supported" in cases["binary output asked"].json()["error"]
+    assert "binary_data_output" in cases["binary output flag not a boolean"].json()["error"]
     assert "production" in cases["unknown alias"].json()["error"]
     assert still_fine.status_code == 200
 
@@ -397,11 +399,19 @@ async def test_readiness_and_admin_auth(
 
 
 async def test_ready_reports_a_production_version_that_cannot_load(
-    registry: ModelRegistry, model_name: str, mlflow_uri: str, tmp_path: Path
+    registry: ModelRegistry,
+    model_name: str,
+    mlflow_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A graph for 64x64 inputs registered with metadata that says 48x48: it cannot serve.
+    # A graph for 64x64 inputs with metadata that says 48x48: it cannot serve. Registration
+    # refuses it, with the message serving gives for such a version registered before the rule.
     wrong_size = FACE_SPEC.model_copy(update={"height": 64, "width": 64})
     broken = make_tiny_onnx(tmp_path / "broken.onnx", EMOTIONS, wrong_size)
+    with pytest.raises(ModelMismatchError) as refused:
+        registry.log_model_version(model_name, broken, emotion_metadata())
+    monkeypatch.setattr(sync, "check_onnx_matches", lambda _path, _metadata: None)
     info = registry.log_model_version(model_name, broken, emotion_metadata())
     registry.set_alias(model_name, PRODUCTION, info.version)
     async with serve(serving_settings(tmp_path, mlflow_uri, model_name)) as client:
@@ -409,7 +419,12 @@ async def test_ready_reports_a_production_version_that_cannot_load(
         v2_ready = await client.get("/v2/health/ready")
         predicted = await client.post(f"/models/{model_name}/predict-image", content=b"x")
 
+    message = refused.value.message
+    assert "[N, 1, 64, 64]" in message
+    assert "[N, 1, 48, 48]" in message
     assert ready.status_code == 503
     assert "failed to load" in ready.json()["checks"][f"model:{model_name}"]["error"]
+    assert message in ready.json()["checks"][f"model:{model_name}"]["error"]
     assert v2_ready.status_code == 400
     assert predicted.status_code == 503
+    assert predicted.json()["error"].endswith(message)

@@ -259,7 +259,9 @@ def test_missing_onnx_file_is_a_bad_request_and_registers_nothing(
 @pytest.mark.parametrize(
     ("labels", "spec", "problem"),
     [
-        (["a", "b"], SPEC, "has 3 values but metadata lists 2 labels"),
+        (["a", "b"], SPEC, "has 3 values per sample but the metadata lists 2 labels"),
+        (LABELS, SPEC.model_copy(update={"width": 32}), r"\[N, 1, 8, 8\] .* \[N, 1, 8, 32\]"),
+        (LABELS, SPEC.model_copy(update={"channels": 3}), r"input spec says \[N, 3, 8, 8\]"),
         (LABELS, SPEC.model_copy(update={"input_name": "pixels"}), "no input 'pixels'"),
         (LABELS, SPEC.model_copy(update={"output_name": "probs"}), "no output 'probs'"),
     ],

@@ -38,7 +38,10 @@ class RecordingConnector:
     ) -> ProductionModel | None:
         return self.production
 
-    def store_model(self, name: str, onnx_path: Path, metadata: ModelMetadata, **kw: Any) -> None:
+    def store_model(
+        self, name: str, onnx_path: Path, metadata: ModelMetadata | None, **kw: Any
+    ) -> None:
+        assert metadata is not None, "built-in plugins always store CHIMP metadata"
         self.stored.append((name, onnx_path, metadata, kw))
 
 

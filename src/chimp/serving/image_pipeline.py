@@ -92,7 +92,7 @@ class ImagePipeline:
         self, resolved: Resolved, data: bytes, mode: PredictMode | None
     ) -> ImagePrediction:
         model = resolved.model
-        metadata = model.metadata
+        metadata = model.require_metadata("predict-image")
         chosen: PredictMode = mode or (
             "faces" if metadata.task == "face-classification" else "whole"
         )

@@ -88,6 +88,14 @@ class ModelRunner:
             task.add_done_callback(self._tasks.discard)
         return await future
 
+    async def infer_many(
+        self, feeds: dict[str, np.ndarray], names: Sequence[str]
+    ) -> list[np.ndarray]:
+        """Any outputs from any inputs (already checked), as one session call, unbatched."""
+        return await anyio.to_thread.run_sync(
+            self.model.run_many, feeds, names, limiter=self._limiter
+        )
+
     async def infer_rows(self, batch: np.ndarray) -> np.ndarray:
         """Like :meth:`infer` for any number of rows, also on graphs fixed to batch size 1."""
         if self.model.fixed_batch == 1 and batch.shape[0] > 1:

@@ -10,32 +10,19 @@ import anyio.to_thread
 from chimp.serving.config import BatchingConfig
 from chimp.serving.inference import ModelRunner, OnnxModel, SessionOptions
 from chimp.serving.model_manager import LoadedModel, ModelLoadError
+from chimp.shared.model_fit import ModelMismatchError, check_fits
 from chimp.shared.schemas.models import ModelMetadata, ModelVersionInfo
 
 
 def check_against_metadata(model: OnnxModel, metadata: ModelMetadata, what: str) -> None:
-    """Refuse a version whose graph disagrees with its metadata, before it serves anything."""
-    spec = metadata.input
-    expected = (spec.channels, spec.height, spec.width)
-    if len(model.sample_shape) != len(expected):
-        raise ModelLoadError(
-            f"{what}: graph input has {len(model.sample_shape) + 1} dimensions, "
-            "the input spec describes NCHW"
-        )
-    for got, want in zip(model.sample_shape, expected, strict=True):
-        if got is not None and got != want:
-            raise ModelLoadError(
-                f"{what}: graph input is {list(model.sample_shape)}, "
-                f"input spec says {list(expected)}"
-            )
-    if model.input_type != "tensor(float)":
-        raise ModelLoadError(f"{what}: graph input is {model.input_type}, expected tensor(float)")
-    classes = model.output_shape[-1] if model.output_shape else None
-    if classes is not None and classes != len(metadata.labels):
-        raise ModelLoadError(
-            f"{what}: graph outputs {classes} scores "
-            f"but metadata lists {len(metadata.labels)} labels"
-        )
+    """Refuse a version whose graph disagrees with its metadata, before it serves anything.
+
+    The rule is the registry's (:func:`chimp.shared.model_fit.check_fits`), with its message.
+    """
+    try:
+        check_fits(model.graph, metadata)
+    except ModelMismatchError as exc:
+        raise ModelLoadError(f"{what}: {exc.message}") from None
 
 
 class OnnxLoader:
@@ -58,8 +45,6 @@ class OnnxLoader:
 
     async def __call__(self, info: ModelVersionInfo, onnx_path: Path) -> LoadedModel:
         metadata = info.metadata
-        if metadata is None:
-            raise ModelLoadError(f"{info.name} version {info.version} has no metadata")
         what = f"{info.name} version {info.version}"
         model = await anyio.to_thread.run_sync(
             self._open, onnx_path, metadata, what, limiter=self._load_limiter
@@ -67,14 +52,17 @@ class OnnxLoader:
         runner = ModelRunner(model, self._inference_limiter, self._batching)
         return LoadedModel(name=info.name, version=info.version, metadata=metadata, runner=runner)
 
-    def _open(self, path: Path, metadata: ModelMetadata, what: str) -> OnnxModel:
+    def _open(self, path: Path, metadata: ModelMetadata | None, what: str) -> OnnxModel:
+        # Without CHIMP metadata the graph alone describes the model (its first input and
+        # output are the primary ones).
         model = OnnxModel(
             path,
             self._options,
-            input_name=metadata.input.input_name,
-            output_name=metadata.input.output_name,
+            input_name=metadata.input.input_name if metadata else None,
+            output_name=metadata.input.output_name if metadata else None,
         )
-        check_against_metadata(model, metadata, what)
+        if metadata is not None:
+            check_against_metadata(model, metadata, what)
         if self._warm_up:
             model.warm_up()
         return model

@@ -34,7 +34,9 @@ from chimp.serving.inference import ModelRunner
 from chimp.shared.errors import (
     BadRequestError,
     ChimpError,
+    ConflictError,
     DependencyUnavailableError,
+    InvalidInputError,
     NotFoundError,
 )
 from chimp.shared.registry import PRODUCTION, user_alias
@@ -63,15 +65,37 @@ class ModelLoadError(DependencyUnavailableError):
     code = "model_load_failed"
 
 
+class MissingMetadataError(ConflictError):
+    """The version has no CHIMP metadata, which this endpoint needs (add it, then retry)."""
+
+    code = "missing_metadata"
+
+
 @dataclass(eq=False)
 class LoadedModel:
     name: str
     version: str
-    metadata: ModelMetadata
+    # None for a version registered without CHIMP (e.g. plain mlflow.onnx.log_model): it is
+    # served from its graph over the Open Inference Protocol only.
+    metadata: ModelMetadata | None
     runner: ModelRunner
     loaded_at: float = field(default_factory=time.time)
     # Set when a request names this version explicitly; it then stays for idle_unload_s.
     explicit_use: float | None = None
+
+    def require_metadata(self, endpoint: str) -> ModelMetadata:
+        """The version's CHIMP metadata, or a 409 saying what is missing and how to add it."""
+        if self.metadata is not None:
+            return self.metadata
+        raise MissingMetadataError(
+            f"model '{self.name}' version {self.version} has no CHIMP metadata, which "
+            f"{endpoint} needs: task, labels in output order, and the input spec (height, "
+            "width, channels, color, scale). Add it on the training API with PUT "
+            f"/models/{self.name}/versions/{self.version}/metadata, or use the Open Inference "
+            f"Protocol (POST /v2/models/{self.name}/versions/{self.version}/infer), which "
+            "needs none",
+            detail={"name": self.name, "version": self.version, "missing": "chimp.metadata"},
+        )
 
 
 class VersionLoader(Protocol):
@@ -281,11 +305,10 @@ class ModelManager:
 
     async def _do_load(self, name: str, version: str) -> LoadedModel:
         info = await _registry_call(self._registry.get_version(name, version))
-        if info.metadata is None:
-            raise ModelLoadError(
-                f"{name} version {version} has no CHIMP metadata (labels, input spec)"
-            )
-        path = await self._download(name, version)
+        try:
+            path = await self._download(name, version)
+        except InvalidInputError as exc:  # e.g. a version that is not an ONNX model
+            raise ModelLoadError(exc.message) from None
         started = time.monotonic()
         try:
             model = await self._loader(info, path)
@@ -338,6 +361,8 @@ class ModelManager:
                     continue
                 self._aliases[name] = table
                 await self._follow(name, table, report)
+            if report.registry_ok:
+                await self._adopt_metadata(report)
             self._unload_unused()
             self._note_registry(report)
             return report
@@ -365,6 +390,32 @@ class ModelManager:
             self._serving[(name, alias)] = target
             logger.info("%s@%s now served by version %s (was %s)", name, alias, target, current)
             report.changes.append(f"{name}@{alias}: version {current} -> {target}")
+
+    async def _adopt_metadata(self, report: RefreshReport) -> None:
+        """Reopen loaded versions that had no CHIMP metadata once the registry has some.
+
+        Metadata can be added to a version after it was registered elsewhere; this is the one
+        mutable thing about a version, so only metadata-less versions are asked again.
+        """
+        for key, model in list(self._models.items()):
+            if model.metadata is not None:
+                continue
+            failure = self._failed.get(key)
+            if failure and time.monotonic() - failure.at < self._retry_failed_after_s:
+                continue
+            try:
+                info = await _registry_call(self._registry.get_version(*key))
+                if info.metadata is None:
+                    continue
+                fresh = await self._loader(info, await self._download(*key))
+            except ChimpError as exc:
+                self._failed[key] = _Failure(exc.message, time.monotonic())
+                report.errors.append(f"{key[0]} version {key[1]}: {exc.message}")
+                continue
+            if self._models.get(key) is model:
+                fresh.explicit_use = model.explicit_use
+                self._models[key] = fresh
+                report.changes.append(f"{key[0]} version {key[1]}: CHIMP metadata added")
 
     def _unload_unused(self) -> None:
         pointed = {(n, v) for (n, _), v in self._serving.items()}

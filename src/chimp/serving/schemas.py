@@ -47,18 +47,29 @@ class V2RequestInput(StrictModel):
     name: str
     shape: list[int]
     datatype: str
-    parameters: dict[str, ParameterValue] | None = None
-    data: list[Any]
+    parameters: dict[str, ParameterValue] | None = Field(
+        default=None,
+        description="binary_data_size: the tensor's bytes follow the JSON header in the body "
+        "(binary tensor extension) instead of data.",
+    )
+    data: list[Any] | None = Field(
+        default=None, description="Flat (row-major) or nested as shape; absent for binary data."
+    )
 
 
 class V2RequestOutput(StrictModel):
     name: str
-    parameters: dict[str, ParameterValue] | None = None
+    parameters: dict[str, ParameterValue] | None = Field(
+        default=None, description="binary_data: true to get this output as binary data."
+    )
 
 
 class V2InferenceRequest(StrictModel):
     id: str | None = None
-    parameters: dict[str, ParameterValue] | None = None
+    parameters: dict[str, ParameterValue] | None = Field(
+        default=None,
+        description="binary_data_output: true to get every output as binary data by default.",
+    )
     inputs: list[V2RequestInput] = Field(min_length=1)
     outputs: list[V2RequestOutput] | None = None
 
@@ -67,8 +78,10 @@ class V2ResponseOutput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    parameters: dict[str, ParameterValue] | None = None
-    data: list[float]
+    parameters: dict[str, ParameterValue] | None = Field(
+        default=None, description="binary_data_size when the data follows the JSON header."
+    )
+    data: list[Any] | None = None
 
 
 class V2InferenceResponse(BaseModel):
@@ -84,9 +97,14 @@ class V2InferenceResponse(BaseModel):
 
 class LoadedVersion(BaseModel):
     version: str
-    task: TaskKind
-    labels: list[str]
-    input: InputSpec
+    chimp_metadata: bool = Field(
+        description="Whether the version carries CHIMP metadata (labels, input spec). Without "
+        "it the version is served over the Open Inference Protocol from its ONNX graph only; "
+        "predict-image and the original endpoints need it."
+    )
+    task: TaskKind | None = None
+    labels: list[str] | None = None
+    input: InputSpec | None = None
     providers: list[str]
     batching: bool
     loaded_at: float = Field(description="Unix time the version became ready.")

@@ -27,7 +27,7 @@ from chimp.training.dependencies import TrainingState
 from chimp.training.jobs import deserialize_job, serialize_job
 from chimp.training.plugins.discovery import PluginCatalog, discover_plugins
 from chimp.training.records import ModelRecords
-from chimp.training.routes import datasets, models, plugins, tasks
+from chimp.training.routes import datasets, model_versions, models, plugins, tasks
 from chimp.training.task_store import TaskStore
 
 # MLflow calls from request handlers run in threads; this bounds how many at once.
@@ -109,4 +109,5 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
     unauthorized = error_responses(UnauthorizedError)
     app.include_router(tasks.router(guard), dependencies=guard, responses=unauthorized)
     app.include_router(models.router(guard), dependencies=guard, responses=unauthorized)
+    app.include_router(model_versions.router(guard), dependencies=guard, responses=unauthorized)
     return app

@@ -6,6 +6,7 @@
     chimp-train run PLUGIN --arg k=v ... --dataset key=name ... [--user ID] [--no-promote] [--json]
     chimp-train models rollback NAME
     chimp-train models pretrained [--wheel PATH | --hdf5 PATH]   (talks to MLflow directly)
+    chimp-train models import NAME FILE.onnx --labels ... --input 64x64 | set-metadata NAME V ...
 
 Client commands talk HTTP to ``--url`` (default: this machine's training API). The bearer token
 is ``CHIMP_AUTH__TOKEN``, else the ``admin-token`` file that ``chimp up`` writes in the data
@@ -35,6 +36,7 @@ from pydantic import ValidationError
 from chimp.shared.auth import TOKEN_FILE_NAME
 from chimp.shared.cli import EXIT_USAGE, OneLineParser, UsageError, fail, settings_problem
 from chimp.shared.schemas.tasks import TaskInfo, TaskStatus
+from chimp.training import import_cli
 from chimp.training.config import TrainingSettings
 from chimp.training.pretrained import command as pretrained_command
 
@@ -327,6 +329,11 @@ def cmd_models_rollback(args: argparse.Namespace, settings: TrainingSettings) ->
     return EXIT_OK
 
 
+def cmd_models_import(args: argparse.Namespace, settings: TrainingSettings) -> int:
+    with _client(args, settings) as client:
+        return import_cli.run(args, client, lambda response: _check(response, args))
+
+
 def add_models(commands: argparse._SubParsersAction[OneLineParser]) -> None:
     models = commands.add_parser(
         "models",
@@ -341,6 +348,9 @@ def add_models(commands: argparse._SubParsersAction[OneLineParser]) -> None:
     rollback.add_argument("name", help="the registered model, e.g. emotion-recognition")
     rollback.set_defaults(handler=cmd_models_rollback)
     pretrained_command.add_parser(actions)
+    import_cli.add_commands(actions)
+    for name in import_cli.ACTIONS:
+        actions.choices[name].set_defaults(handler=cmd_models_import)
 
 
 def cmd_datasets_upload(args: argparse.Namespace, settings: TrainingSettings) -> int:

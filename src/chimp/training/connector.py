@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 class StagedModel:
     name: str
     onnx_path: Path
-    metadata: ModelMetadata
+    metadata: ModelMetadata | None
     params: dict[str, Any]
     metrics: dict[str, float]
     metric_history: dict[str, list[float]]
@@ -106,7 +106,7 @@ class RegistryConnector:
         self,
         name: str,
         onnx_path: Path,
-        metadata: ModelMetadata,
+        metadata: ModelMetadata | None,
         *,
         params: Mapping[str, Any] | None = None,
         metrics: Mapping[str, float] | None = None,

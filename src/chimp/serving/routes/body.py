@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncGenerator
 
 from fastapi import Request
@@ -33,6 +34,32 @@ async def read_limited(request: Request, limit: int) -> bytes:
             raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decode_content(body: bytes, encoding: str, limit: int) -> bytes:
+    """A gzip/deflate request body decompressed, refusing (413) past ``limit`` bytes."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return body
+    wbits = _WBITS.get(name)
+    if wbits is None:
+        raise UnsupportedMediaTypeError(
+            f"Content-Encoding {encoding!r} is not supported: send gzip, deflate or none"
+        )
+    inflater = zlib.decompressobj(wbits)
+    try:
+        # At most limit + 1 bytes: a small bomb cannot make us inflate gigabytes.
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequestError(f"body is not valid {name} data: {exc}") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise _too_large(limit)
+    if not inflater.eof:
+        raise BadRequestError(f"{name} body is truncated")
+    return data
 
 
 async def _replay(body: bytes) -> AsyncGenerator[bytes, None]:

@@ -11,6 +11,7 @@ from chimp.serving.routes.body import read_image_upload
 from chimp.serving.schemas import PredictMode
 from chimp.shared.errors import (
     BadRequestError,
+    ConflictError,
     DependencyUnavailableError,
     InvalidInputError,
     NotFoundError,
@@ -48,6 +49,7 @@ router = APIRouter(tags=["images"])
     responses=error_responses(
         BadRequestError,
         NotFoundError,
+        ConflictError,
         PayloadTooLargeError,
         UnsupportedMediaTypeError,
         InvalidInputError,

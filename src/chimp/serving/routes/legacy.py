@@ -25,13 +25,14 @@ from chimp.serving.schemas import (
 )
 from chimp.shared.errors import (
     BadRequestError,
+    ConflictError,
     DependencyUnavailableError,
     NotFoundError,
     error_responses,
 )
 from chimp.shared.onnx_model import scores_from_outputs
 
-_ERRORS = error_responses(BadRequestError, NotFoundError, DependencyUnavailableError)
+_ERRORS = error_responses(BadRequestError, NotFoundError, ConflictError, DependencyUnavailableError)
 
 StageQuery = Annotated[
     str,
@@ -62,7 +63,7 @@ def build_router(default_model: str) -> APIRouter:
     ) -> LegacyModelInfo:
         """The model version that would answer, with its labels and input spec."""
         resolved = await manager.resolve(name or default_model, _selector(stage, user))
-        meta = resolved.model.metadata
+        meta = resolved.model.require_metadata("GET /model")
         return LegacyModelInfo(
             model=resolved.ref,
             task=meta.task,
@@ -81,6 +82,7 @@ def build_router(default_model: str) -> APIRouter:
     ) -> LegacyInferResponse:
         resolved = await state.manager.resolve(name, _selector(stage, user))
         model = resolved.model
+        metadata = model.require_metadata("the original infer endpoint")
         session = model.runner.model
         try:
             batch = np.asarray(body.inputs, dtype=np.float32)
@@ -92,8 +94,8 @@ def build_router(default_model: str) -> APIRouter:
             raise TensorShapeError("inputs contain NaN or infinity")
         session.check_input(batch)
         outputs = await model.runner.infer_rows(batch)
-        scores = scores_from_outputs(outputs, model.metadata.outputs_probabilities)
-        labels = model.metadata.labels
+        scores = scores_from_outputs(outputs, metadata.outputs_probabilities)
+        labels = metadata.labels
         predictions = []
         for row in scores:
             label, score, per_label = top_label(row, labels)

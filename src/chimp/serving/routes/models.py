@@ -31,9 +31,10 @@ def build_router(token: SecretStr | None) -> APIRouter:
                 loaded=[
                     LoadedVersion(
                         version=m.version,
-                        task=m.metadata.task,
-                        labels=m.metadata.labels,
-                        input=m.metadata.input,
+                        chimp_metadata=m.metadata is not None,
+                        task=m.metadata.task if m.metadata else None,
+                        labels=m.metadata.labels if m.metadata else None,
+                        input=m.metadata.input if m.metadata else None,
                         providers=m.runner.model.providers,
                         batching=m.runner.batching,
                         loaded_at=m.loaded_at,

@@ -69,6 +69,7 @@ class AsyncModelRegistry:
     log_artifacts = _InThread(ModelRegistry.log_artifacts)
     end_run = _InThread(ModelRegistry.end_run)
     log_model_version = _InThread(ModelRegistry.log_model_version)
+    set_metadata = _InThread(ModelRegistry.set_metadata)
     get_version = _InThread(ModelRegistry.get_version)
     resolve = _InThread(ModelRegistry.resolve)
     set_alias = _InThread(ModelRegistry.set_alias)

@@ -13,11 +13,13 @@ and on the model version, tags ``chimp.metadata`` (the same JSON), ``chimp.task`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import onnx
+from mlflow.models import Model
 from pydantic import BaseModel
 
-from chimp.shared.errors import BadRequestError, InvalidInputError
+from chimp.shared.errors import InvalidInputError
+from chimp.shared.model_fit import check_fits, read_graph
 from chimp.shared.schemas.models import ModelMetadata
 
 ONNX_FILE = "model.onnx"
@@ -52,30 +54,34 @@ def metadata_tags(metadata: ModelMetadata) -> dict[str, str]:
 def check_onnx_matches(onnx_path: Path, metadata: ModelMetadata) -> None:
     """Refuse an ONNX file that serving could not use with ``metadata``.
 
-    Its graph must have the input and output named by the input spec, and a fixed last output
-    dimension, when present, must equal the number of labels.
+    The rule is :func:`chimp.shared.model_fit.check_fits`, the one serving applies at load.
     """
-    if not onnx_path.is_file():
-        raise BadRequestError(f"ONNX file not found: {onnx_path}")
-    try:
-        graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    except Exception as exc:  # onnx raises DecodeError and friends for a corrupt file
-        raise InvalidInputError(f"{onnx_path.name} is not a readable ONNX model: {exc}") from exc
-    spec = metadata.input
-    inputs = {i.name for i in graph.input}
-    outputs = {o.name: o for o in graph.output}
-    if spec.input_name not in inputs:
+    check_fits(read_graph(onnx_path), metadata)
+
+
+def find_onnx(local: Path, what: str) -> Path:
+    """The ONNX file of a downloaded MLflow model (a file, or a folder with an ``MLmodel``).
+
+    The ``onnx`` flavour's ``data`` entry names it; failing that, the folder's one ``.onnx``.
+    """
+    if local.is_file():
+        if local.suffix == ".onnx":
+            return local
+        raise InvalidInputError(f"{what} is {local.name}, not an ONNX model")
+    mlmodel = local / "MLmodel"
+    if mlmodel.is_file():
+        flavors: dict[str, Any] = Model.load(str(mlmodel)).flavors or {}
+        data = (flavors.get("onnx") or {}).get("data")
+        if isinstance(data, str) and (local / data).is_file():
+            return local / data
+        if "onnx" not in flavors:
+            raise InvalidInputError(
+                f"{what} is not an ONNX model (MLflow flavours: {', '.join(sorted(flavors))}); "
+                "CHIMP serves ONNX models"
+            )
+    found = sorted(local.rglob("*.onnx"))
+    if len(found) != 1:
         raise InvalidInputError(
-            f"ONNX model has no input {spec.input_name!r} (inputs: {sorted(inputs)})"
+            f"{what} has {len(found)} .onnx files and no MLmodel saying which one is the model"
         )
-    if spec.output_name not in outputs:
-        raise InvalidInputError(
-            f"ONNX model has no output {spec.output_name!r} (outputs: {sorted(outputs)})"
-        )
-    dims = outputs[spec.output_name].type.tensor_type.shape.dim
-    width = dims[-1].dim_value if dims else 0
-    if width and width != len(metadata.labels):
-        raise InvalidInputError(
-            f"ONNX output {spec.output_name!r} has {width} values but metadata lists "
-            f"{len(metadata.labels)} labels"
-        )
+    return found[0]

@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import mlflow.artifacts
 from mlflow.entities import Metric, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from pydantic import ValidationError
 
 from chimp.shared.errors import BadRequestError, NotFoundError
+from chimp.shared.model_fit import read_graph
 from chimp.shared.registry.layout import (
     METADATA_FILE,
     MODEL_DIR,
@@ -29,6 +31,7 @@ from chimp.shared.registry.layout import (
     TAG_USER,
     ArtifactFile,
     check_onnx_matches,
+    find_onnx,
     metadata_tags,
 )
 from chimp.shared.registry.mlflow_errors import mlflow_call
@@ -59,7 +62,7 @@ class ModelRegistry(RunTracker):
         self,
         name: str,
         onnx_path: Path,
-        metadata: ModelMetadata,
+        metadata: ModelMetadata | None,
         *,
         run_id: str | None = None,
         params: dict[str, Any] | None = None,
@@ -71,14 +74,19 @@ class ModelRegistry(RunTracker):
         """Log a model to ``run_id`` (or a new run, ended here) and register it as a version.
 
         ``metric_history`` holds per-epoch values, logged with their index as the step.
-        ``artifacts`` are extra files (plots) stored at the run's root.
+        ``artifacts`` are extra files (plots) stored at the run's root. Without ``metadata`` the
+        version is served from its ONNX graph only (Open Inference Protocol), until metadata is
+        added with :meth:`set_metadata`.
         """
         check_model_name(name)
-        check_onnx_matches(onnx_path, metadata)
+        if metadata is None:
+            read_graph(onnx_path)  # still a readable ONNX file
+        else:
+            check_onnx_matches(onnx_path, metadata)
         for extra in artifacts or []:
             if not extra.is_file():
                 raise BadRequestError(f"artifact file not found: {extra}")
-        chimp_tags = metadata_tags(metadata)
+        chimp_tags = metadata_tags(metadata) if metadata is not None else {}
         owns_run = run_id is None
         if run_id is None:
             run_id = self.start_run(name, tags={**chimp_tags, **(tags or {})})
@@ -108,7 +116,7 @@ class ModelRegistry(RunTracker):
         self,
         run_id: str,
         onnx_path: Path,
-        metadata: ModelMetadata,
+        metadata: ModelMetadata | None,
         params: Mapping[str, Any] | None,
         metrics: Mapping[str, float] | None,
         metric_history: Mapping[str, list[float]] | None,
@@ -136,7 +144,8 @@ class ModelRegistry(RunTracker):
         with tempfile.TemporaryDirectory(prefix="chimp-model-") as staging:
             folder = Path(staging)
             shutil.copyfile(onnx_path, folder / ONNX_FILE)
-            (folder / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+            if metadata is not None:
+                (folder / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
             self._client.log_artifacts(run_id, staging, MODEL_DIR)
         for extra in artifacts or []:
             self._client.log_artifact(run_id, str(extra))
@@ -152,6 +161,26 @@ class ModelRegistry(RunTracker):
             except MlflowException as again:
                 if again.error_code != "RESOURCE_ALREADY_EXISTS":  # lost a creation race
                     raise
+
+    @mlflow_call
+    def set_metadata(
+        self, name: str, version: str, metadata: ModelMetadata, *, onnx_path: Path | None = None
+    ) -> ModelVersionInfo:
+        """Give an existing version (e.g. one logged with plain MLflow) CHIMP metadata.
+
+        The version's ONNX file (``onnx_path`` when the caller already downloaded it) is checked
+        against ``metadata`` by the rule registration and serving use; only then are the
+        version's tags written.
+        """
+        check_model_name(name)
+        if onnx_path is not None:
+            check_onnx_matches(onnx_path, metadata)
+        else:
+            with tempfile.TemporaryDirectory(prefix="chimp-check-") as tmp:
+                check_onnx_matches(self.download_onnx(name, version, Path(tmp)), metadata)
+        for key, value in metadata_tags(metadata).items():
+            self._client.set_model_version_tag(name, version, key, value)
+        return self.get_version(name, version)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -317,8 +346,25 @@ class ModelRegistry(RunTracker):
 
     @mlflow_call
     def download_onnx(self, name: str, version: str, dest_dir: Path) -> Path:
-        """Download the version's ONNX file into ``dest_dir`` and return its path."""
-        return self.download_version_artifact(name, version, f"{MODEL_DIR}/{ONNX_FILE}", dest_dir)
+        """Download the version's ONNX file into ``dest_dir`` and return its path.
+
+        A version CHIMP registered has its file as ``model/model.onnx`` in its run. For one
+        registered another way (e.g. ``mlflow.onnx.log_model``) the whole model folder is
+        downloaded (external weight files stay beside the graph) and its ONNX file found.
+        """
+        mv = self._model_version(name, version)
+        if mv.run_id and mv.source == f"runs:/{mv.run_id}/{MODEL_DIR}":
+            return self.download_version_artifact(
+                name, version, f"{MODEL_DIR}/{ONNX_FILE}", dest_dir
+            )
+        uri = self._client.get_model_version_download_uri(name, version)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(dest_dir), tracking_uri=self.tracking_uri
+            )
+        )
+        return find_onnx(local, f"model {name!r} version {version}")
 
     @mlflow_call
     def list_version_artifacts(self, name: str, version: str) -> list[ArtifactFile]:

@@ -45,7 +45,7 @@ class ModelConnector(Protocol):
         self,
         name: str,
         onnx_path: Path,
-        metadata: ModelMetadata,
+        metadata: ModelMetadata | None,
         *,
         params: Mapping[str, Any] | None = None,
         metrics: Mapping[str, float] | None = None,

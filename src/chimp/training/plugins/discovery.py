@@ -1,9 +1,10 @@
 """Find plugins: the built-ins, the ``chimp.plugins`` entry-point group, and a plugin folder.
 
 A plugin folder holds ``.py`` files and packages (folders with ``__init__.py``); every
-:class:`BasePlugin` subclass defined in them is a plugin. A plugin that fails to import is
-logged and recorded in :attr:`PluginCatalog.errors` instead of taking the service down.
-The first plugin registered under a name wins, so a folder cannot shadow a built-in.
+:class:`BasePlugin` subclass defined in them is a plugin, and so is every subclass of the
+original contract's base class (:mod:`chimp.training.plugins.legacy`), adapted. A plugin that
+fails to import is logged and recorded in :attr:`PluginCatalog.errors` instead of taking the
+service down. The first plugin registered under a name wins, so a folder cannot shadow a built-in.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from types import ModuleType
 
 from chimp.shared.errors import NotFoundError
 from chimp.shared.schemas.plugins import PluginInfo
+from chimp.training.plugins import legacy
 from chimp.training.plugins.base import BasePlugin
 
 logger = logging.getLogger(__name__)
@@ -61,17 +63,27 @@ class PluginCatalog:
         return [self.plugins[name].info for name in sorted(self.plugins)]
 
 
-def plugins_in_module(module: ModuleType) -> list[type[BasePlugin]]:
-    """Concrete BasePlugin subclasses defined in ``module`` (not merely imported into it)."""
-    found = []
+def plugins_in_module(
+    module: ModuleType, errors: dict[str, str] | None = None
+) -> list[type[BasePlugin]]:
+    """Concrete plugins defined in ``module`` (not merely imported into it).
+
+    Original-contract plugins (:mod:`chimp.training.plugins.legacy`) come back adapted; one
+    that cannot be adapted is recorded in ``errors`` under its qualified name.
+    """
+    found: list[type[BasePlugin]] = []
     for _, obj in inspect.getmembers(module, inspect.isclass):
-        if (
-            issubclass(obj, BasePlugin)
-            and obj is not BasePlugin
-            and not inspect.isabstract(obj)
-            and obj.__module__ == module.__name__
-        ):
+        if obj.__module__ != module.__name__:
+            continue
+        if issubclass(obj, BasePlugin) and obj is not BasePlugin and not inspect.isabstract(obj):
             found.append(obj)
+        elif legacy.is_legacy_plugin(obj):
+            try:
+                found.append(legacy.adapt(obj))
+            except Exception as exc:  # a broken plugin must not hide the others
+                logger.warning("original-contract plugin %s not usable: %s", obj.__name__, exc)
+                if errors is not None:
+                    errors[f"{module.__name__}.{obj.__name__}"] = f"{type(exc).__name__}: {exc}"
     return found
 
 
@@ -126,10 +138,16 @@ def discover_plugins(
             catalog.errors[source] = f"{type(exc).__name__}: {exc}"
             continue
         if isinstance(loaded, ModuleType):
-            for plugin in plugins_in_module(loaded):
+            for plugin in plugins_in_module(loaded, catalog.errors):
                 catalog.add(plugin, source)
         elif inspect.isclass(loaded) and issubclass(loaded, BasePlugin):
             catalog.add(loaded, source)
+        elif legacy.is_legacy_plugin(loaded):
+            try:
+                catalog.add(legacy.adapt(loaded), source)
+            except Exception as exc:
+                logger.warning("cannot adapt plugin %s: %s", source, exc)
+                catalog.errors[source] = f"{type(exc).__name__}: {exc}"
         else:
             catalog.errors[source] = "entry point is neither a BasePlugin subclass nor a module"
 
@@ -145,6 +163,6 @@ def discover_plugins(
                     logger.exception("cannot load plugin %s", path)
                     catalog.errors[str(path)] = f"{type(exc).__name__}: {exc}"
                     continue
-                for plugin in plugins_in_module(module):
+                for plugin in plugins_in_module(module, catalog.errors):
                     catalog.add(plugin, str(path))
     return catalog
