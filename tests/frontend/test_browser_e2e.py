@@ -247,6 +247,10 @@ def test_promote_and_roll_back_on_the_models_page(
     expect(v3.locator(".decision")).to_have_attribute("data-verdict", "rejected")
     expect(v3.locator(".decision .reason")).to_have_text(decision["reason"])
     page.screenshot(path=screenshot_path("e2e-models"), full_page=True)
+    page.locator(".version[data-version='1'] img[alt='training_curves.png']").click()
+    expect(page.locator("#lightbox img")).to_be_visible()
+    page.screenshot(path=screenshot_path("e2e-models-curves"))
+    page.keyboard.press("Escape")
     page.locator(".version[data-version='3']").get_by_role(
         "button", name="Promote to production"
     ).click()
