@@ -142,11 +142,16 @@ def test_training_page_uploads_runs_and_lists_tasks(
     expect(page.locator("#upload-status")).to_contain_text("2 files", timeout=10000)
     expect(page.locator("#datasets tbody tr[data-name=faces]")).to_be_visible()
     page.fill("#arg-epochs", "2")
+    # The page says what the training service's gate will do with the new version.
+    expect(page.locator("#promote-rule")).to_contain_text("beats production by 0.01 accuracy")
+    page.get_by_label("Promote to production if it passes the evaluation gate").uncheck()
+    expect(page.locator("#promote-rule")).to_contain_text("production does not move")
     page.get_by_role("button", name="Run").click()
     expect(page.locator("#tasks tbody tr[data-status=succeeded]")).to_have_count(1, timeout=10000)
     page.screenshot(path=screenshot_path("fakes-training"), full_page=True)
     assert training_state.runs[0]["arguments"] == {"epochs": 2}
     assert training_state.runs[0]["datasets"] == {"train": "faces"}
+    assert training_state.runs[0]["promote"] is False
 
 
 def test_models_page_shows_the_gates_reason_and_rolls_back(

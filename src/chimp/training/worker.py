@@ -93,10 +93,15 @@ async def detect_external_moves(ctx: WorkerContext) -> int:
         return 0
 
 
-def external_moves_cron(every_s: int = 20) -> CronJob:
+def external_moves_cron(every_s: int = 20, queue_name: str = "chimp:training") -> CronJob:
     # Every 20 s by default: a move made in the MLflow UI is in the history within a minute.
-    seconds = set(range(0, 60, every_s))
-    return cron(detect_external_moves, name="detect_external_moves", second=seconds)  # type: ignore[arg-type]
+    # arq makes a cron job's id from its name and time, unique across all queues of a Redis:
+    # the queue in the name keeps one check per deployment, not one per Redis.
+    return cron(
+        detect_external_moves,  # type: ignore[arg-type]
+        name=f"detect_external_moves:{queue_name}",
+        second=set(range(0, 60, every_s)),
+    )
 
 
 def job_function(settings: TrainingSettings) -> Function:
@@ -113,7 +118,11 @@ def worker_options(settings: TrainingSettings) -> dict[str, Any]:
     """Keyword arguments of arq's ``Worker`` for ``settings``."""
     return {
         "functions": [job_function(settings)],
-        "cron_jobs": [external_moves_cron(settings.training.alias_check_interval_s)],
+        "cron_jobs": [
+            external_moves_cron(
+                settings.training.alias_check_interval_s, settings.training.queue_name
+            )
+        ],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.training.queue_name,
         "on_startup": startup,
