@@ -72,10 +72,13 @@ _SCHEMAS_REF = "#/components/schemas/{model}"
 _INFER_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
+        "description": "The JSON request; with the binary tensor extension, that JSON followed "
+        "by the inputs' bytes, its size in the Inference-Header-Content-Length header.",
         "content": {
             "application/json": {
                 "schema": {"$ref": _SCHEMAS_REF.format(model=V2InferenceRequest.__name__)}
-            }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }
