@@ -7,14 +7,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
+from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
 
 from chimp.shared.datastore import open_datastore
+from chimp.shared.registry import ModelRegistry
 from chimp.training.config import TrainingSettings
+from chimp.training.external import record_all_external_moves
 from chimp.training.jobs import (
     JOB_FUNCTION,
     WorkerContext,
@@ -24,6 +28,7 @@ from chimp.training.jobs import (
     serialize_job,
 )
 from chimp.training.plugins.discovery import discover_plugins
+from chimp.training.records import ModelRecords
 from chimp.training.task_store import TaskStore
 
 logger = logging.getLogger(__name__)
@@ -38,6 +43,13 @@ async def startup(ctx: WorkerContext) -> None:
     datastore = open_datastore(settings)
     await datastore.open()
     catalog = discover_plugins(settings.training.plugin_dir)
+    mlflow = settings.mlflow
+    registry = await asyncio.to_thread(
+        ModelRegistry, mlflow.tracking_uri, experiment=mlflow.experiment
+    )
+    records = await asyncio.to_thread(
+        ModelRecords, mlflow.tracking_uri, experiment=mlflow.experiment
+    )
     for source, error in catalog.errors.items():
         logger.warning("plugin %s not loaded: %s", source, error)
     ctx["state"] = WorkerState(
@@ -47,6 +59,8 @@ async def startup(ctx: WorkerContext) -> None:
         ),
         datastore=datastore,
         catalog=catalog,
+        registry=registry,
+        records=records,
     )
     logger.info(
         "training worker ready: queue %s, plugins %s",
@@ -59,6 +73,22 @@ async def shutdown(ctx: WorkerContext) -> None:
     state = ctx.get("state")
     if state is not None:
         await state.datastore.close()
+
+
+async def detect_external_moves(ctx: WorkerContext) -> int:
+    """arq cron: record alias moves made outside CHIMP (see chimp.training.external)."""
+    state = ctx["state"]
+    try:
+        return await asyncio.to_thread(record_all_external_moves, state.registry, state.records)
+    except Exception:
+        logger.warning("could not check for alias moves made outside CHIMP", exc_info=True)
+        return 0
+
+
+def external_moves_cron(every_s: int = 20) -> CronJob:
+    # Every 20 s by default: a move made in the MLflow UI is in the history within a minute.
+    seconds = set(range(0, 60, every_s))
+    return cron(detect_external_moves, name="detect_external_moves", second=seconds)  # type: ignore[arg-type]
 
 
 def job_function(settings: TrainingSettings) -> Function:
@@ -74,6 +104,7 @@ def job_function(settings: TrainingSettings) -> Function:
 def create_worker(settings: TrainingSettings, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "functions": [job_function(settings)],
+        "cron_jobs": [external_moves_cron(settings.training.alias_check_interval_s)],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.training.queue_name,
         "on_startup": startup,
@@ -94,6 +125,7 @@ class WorkerSettings:
     """For the ``arq`` CLI; uses the default queue name and arq's Redis settings."""
 
     functions: ClassVar[list[Any]] = [func(run_training_task, name=JOB_FUNCTION, max_tries=1)]  # type: ignore[arg-type]
+    cron_jobs: ClassVar[list[CronJob]] = [external_moves_cron()]
     on_startup = startup
     on_shutdown = shutdown
     queue_name = "chimp:training"

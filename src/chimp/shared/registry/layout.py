@@ -28,6 +28,8 @@ TAG_METADATA = "chimp.metadata"
 TAG_TASK = "chimp.task"
 TAG_DATASET = "chimp.dataset"
 TAG_PLUGIN = "chimp.plugin"
+TAG_USER = "chimp.user_id"  # a personal (calibration) version: whose
+TAG_DECISION = "chimp.decision"  # the evaluation gate's Decision, as JSON
 
 
 class ArtifactFile(BaseModel):

@@ -1,8 +1,11 @@
 """Register the converted mini-Xception as a version of the shared model, with its provenance.
 
-Every registration goes through :func:`register_pretrained`, which applies the same alias rule
-as a training run: the first version of a model becomes ``production``; a later one is only
-``staging``, so a pretrained model never replaces a production model that exists.
+Every registration goes through :func:`register_converted`, which hands the version to the
+evaluation gate (:func:`chimp.training.gate.register_and_gate`) like any new shared version: on
+a fresh install it is the first version (verdict ``first``) and becomes ``production``, the
+champion every later model must beat; where a production model exists, the gate compares the
+two on the champion's evaluation data and the pretrained one only gets ``production`` by
+beating it (else ``staging``). Each alias move lands in the model's history.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from pathlib import Path
 
 from chimp.shared.errors import NotFoundError
 from chimp.shared.registry import PRODUCTION, ModelRegistry
+from chimp.shared.schemas.continual import Decision
 from chimp.shared.schemas.models import ModelVersionInfo
+from chimp.training.gate import register_and_gate
 from chimp.training.plugins.builtin.networks import TAG_ARCHITECTURE
 from chimp.training.pretrained.convert import ARCHITECTURE, ConvertedModel, convert
 from chimp.training.pretrained.source import WeightsSource
-from chimp.training.promotion import aliases_for_new_version
+from chimp.training.records import ModelRecords
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +41,11 @@ REPORTED_ACCURACY = "about 0.66 on the FER2013 test set (as reported by the pape
 @dataclass(frozen=True)
 class Registered:
     version: ModelVersionInfo
-    aliases: list[str]
+    decision: Decision
+
+    @property
+    def aliases(self) -> list[str]:
+        return self.version.aliases
 
 
 def provenance_tags(source: WeightsSource) -> dict[str, str]:
@@ -65,14 +74,16 @@ def shared_production(registry: ModelRegistry, model_name: str) -> str | None:
 
 
 def register_converted(
-    registry: ModelRegistry, model_name: str, model: ConvertedModel, source: WeightsSource
+    registry: ModelRegistry,
+    records: ModelRecords,
+    model_name: str,
+    model: ConvertedModel,
+    source: WeightsSource,
 ) -> Registered:
-    """Register ``model`` and point the aliases the promotion rule gives a new shared version."""
-    try:
-        existing = registry.aliases(model_name)
-    except NotFoundError:
-        existing = {}
-    info = registry.log_model_version(
+    """Register ``model`` and let the gate decide its alias (recorded in the history)."""
+    info, decision = register_and_gate(
+        registry,
+        records,
         model_name,
         model.onnx_path,
         model.metadata,
@@ -87,17 +98,14 @@ def register_converted(
         },
         tags=provenance_tags(source),
     )
-    aliases = aliases_for_new_version(existing, user_id=None, promote=False)
-    for alias in aliases:
-        registry.set_alias(model_name, alias, info.version)
-        logger.info("alias %s of %s -> version %s", alias, model_name, info.version)
-    return Registered(version=registry.get_version(model_name, info.version), aliases=aliases)
+    logger.info("pretrained model is %s version %s: %s", model_name, info.version, decision.reason)
+    return Registered(version=info, decision=decision)
 
 
 def register_pretrained(
-    registry: ModelRegistry, model_name: str, source: WeightsSource
+    registry: ModelRegistry, records: ModelRecords, model_name: str, source: WeightsSource
 ) -> Registered:
     """Convert the weights (all checks) and register them as a version of ``model_name``."""
     with tempfile.TemporaryDirectory(prefix="chimp-pretrained-") as tmp:
         converted = convert(source.data, Path(tmp))
-        return register_converted(registry, model_name, converted, source)
+        return register_converted(registry, records, model_name, converted, source)
