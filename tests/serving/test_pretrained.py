@@ -8,8 +8,8 @@ import pytest
 
 from chimp.shared.registry import ModelRegistry
 from chimp.training.pretrained.convert import ConvertedModel
-from chimp.training.pretrained.registration import register_converted
 from chimp.training.pretrained.source import WeightsSource
+from tests.fixtures.pretrained import register
 from tests.serving.conftest import serve, serving_settings
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ async def test_predict_image_says_the_astronaut_is_happy(
     converted: ConvertedModel,
     fer_weights: WeightsSource,
 ) -> None:
-    register_converted(registry, model_name, converted, fer_weights)
+    register(registry, model_name, converted, fer_weights)
     async with serve(serving_settings(tmp_path, mlflow_uri, model_name)) as client:
         response = await client.post(
             f"/models/{model_name}/predict-image",

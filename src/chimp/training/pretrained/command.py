@@ -57,10 +57,13 @@ def cmd_pretrained(args: argparse.Namespace, settings: TrainingSettings) -> int:
     from chimp.shared.registry import ModelRegistry
     from chimp.training.pretrained.convert import ConversionError
     from chimp.training.pretrained.registration import register_pretrained, shared_production
+    from chimp.training.records import ModelRecords
 
     name = args.model_name or settings.model_name
     data_dir = settings.data_dir.expanduser()
-    registry = ModelRegistry(settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment)
+    mlflow = settings.mlflow
+    registry = ModelRegistry(mlflow.tracking_uri, experiment=mlflow.experiment)
+    records = ModelRecords(mlflow.tracking_uri, experiment=mlflow.experiment)
     try:
         if args.first_start:
             current = shared_production(registry, name)
@@ -73,7 +76,7 @@ def cmd_pretrained(args: argparse.Namespace, settings: TrainingSettings) -> int:
             _say(str(exc))
             return EXIT_OK if args.first_start else EXIT_FAILED
         _say(f"converting {source.origin} (sha256 {source.sha256[:12]}...)")
-        registered = register_pretrained(registry, name, source)
+        registered = register_pretrained(registry, records, name, source)
     except ConversionError as exc:
         _say(str(exc))
         return EXIT_FAILED
@@ -81,6 +84,8 @@ def cmd_pretrained(args: argparse.Namespace, settings: TrainingSettings) -> int:
         _say(f"cannot register in MLflow at {settings.mlflow.tracking_uri}: {exc}")
         return EXIT_API
     aliases = ", ".join(registered.aliases)
+    decision = registered.decision
     _say(f"registered {name} version {registered.version.version} ({aliases})")
+    _say(f"gate: {decision.verdict}: {decision.reason}")
     print(registered.version.version)
     return EXIT_OK

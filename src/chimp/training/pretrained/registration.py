@@ -1,9 +1,11 @@
 """Register the converted mini-Xception as a version of the shared model, with its provenance.
 
-Every registration goes through the evaluation gate like a trained version
-(:func:`chimp.training.gate.register_and_gate`): with no shared ``production`` yet it is the
-``first`` version and becomes ``production``; when a champion exists, it is scored against it on
-the champion's recorded evaluation data and replaces it only if the policy says it is better.
+Every registration goes through :func:`register_converted`, which hands the version to the
+evaluation gate (:func:`chimp.training.gate.register_and_gate`) like any new shared version: on
+a fresh install it is the first version (verdict ``first``) and becomes ``production``, the
+champion every later model must beat; where a production model exists, the gate compares the
+two on the champion's evaluation data and the pretrained one only gets ``production`` by
+beating it (else ``staging``). Each alias move lands in the model's history.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ REPORTED_ACCURACY = "about 0.66 on the FER2013 test set (as reported by the pape
 @dataclass(frozen=True)
 class Registered:
     version: ModelVersionInfo
-    aliases: list[str]
     decision: Decision
+
+    @property
+    def aliases(self) -> list[str]:
+        return self.version.aliases
 
 
 def provenance_tags(source: WeightsSource) -> dict[str, str]:
@@ -70,14 +75,12 @@ def shared_production(registry: ModelRegistry, model_name: str) -> str | None:
 
 def register_converted(
     registry: ModelRegistry,
+    records: ModelRecords,
     model_name: str,
     model: ConvertedModel,
     source: WeightsSource,
-    records: ModelRecords | None = None,
 ) -> Registered:
-    """Register ``model`` as a candidate version of ``model_name`` and let the gate decide."""
-    if records is None:
-        records = ModelRecords(registry.tracking_uri, experiment=registry.experiment)
+    """Register ``model`` and let the gate decide its alias (recorded in the history)."""
     info, decision = register_and_gate(
         registry,
         records,
@@ -95,14 +98,14 @@ def register_converted(
         },
         tags=provenance_tags(source),
     )
-    logger.info("pretrained %s version %s: %s", model_name, info.version, decision.verdict)
-    return Registered(version=info, aliases=sorted(info.aliases), decision=decision)
+    logger.info("pretrained model is %s version %s: %s", model_name, info.version, decision.reason)
+    return Registered(version=info, decision=decision)
 
 
 def register_pretrained(
-    registry: ModelRegistry, model_name: str, source: WeightsSource
+    registry: ModelRegistry, records: ModelRecords, model_name: str, source: WeightsSource
 ) -> Registered:
     """Convert the weights (all checks) and register them as a version of ``model_name``."""
     with tempfile.TemporaryDirectory(prefix="chimp-pretrained-") as tmp:
         converted = convert(source.data, Path(tmp))
-        return register_converted(registry, model_name, converted, source)
+        return register_converted(registry, records, model_name, converted, source)
