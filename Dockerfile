@@ -86,7 +86,11 @@ RUN if ls /tmp/local-wheels/torch-*.whl >/dev/null 2>&1; then \
 # psycopg2 lets the same image run MLflow on PostgreSQL (Kubernetes guide).
 RUN pip install ".[cpu]" "psycopg2-binary>=2.9,<3" && pip uninstall -y chimp
 COPY src ./src
-RUN pip install --no-deps .
+# setuptools' build/ still holds the empty placeholder package, newer than the copied sources:
+# without removing it the wheel would ship an empty chimp/__init__.py (no __version__).
+RUN rm -rf build \
+    && pip install --no-deps . \
+    && python -c "from chimp import __version__; print('chimp', __version__)"
 
 FROM venv AS builder-gpu
 ARG TORCH_VERSION=2.13.0
@@ -95,7 +99,9 @@ ARG TORCH_VERSION=2.13.0
 RUN PIP_FIND_LINKS= pip install "torch==${TORCH_VERSION}"
 RUN pip install ".[gpu]" "psycopg2-binary>=2.9,<3" && pip uninstall -y chimp
 COPY src ./src
-RUN pip install --no-deps .
+RUN rm -rf build \
+    && pip install --no-deps . \
+    && python -c "from chimp import __version__; print('chimp', __version__)"
 
 # --------------------------------------------------------------------------- runtime stages
 FROM base AS runtime-base
