@@ -199,3 +199,19 @@ async def test_unknown_names_and_aliases_are_404(fake: FakeRegistry, tmp_path: P
     finally:
         await manager.stop()
     assert (fallback.ref.alias, fallback.ref.version) == ("production", "1")
+
+
+def test_a_model_downloaded_into_a_relative_cache_folder_is_served_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chimp up's default data folder is ./.chimp; MLflow answers downloads with absolute paths.
+    from chimp.serving.model_manager import _publish
+
+    monkeypatch.chdir(tmp_path)
+    staging = Path(".chimp/models/.staging-1")
+    downloaded = (staging / "model" / "model.onnx").resolve()
+    downloaded.parent.mkdir(parents=True)
+    downloaded.write_bytes(b"onnx")
+    published = _publish(staging, downloaded, Path(".chimp/models/emotion/1"))
+    assert published.read_bytes() == b"onnx"
+    assert published.resolve() == (tmp_path / ".chimp/models/emotion/1/model/model.onnx")

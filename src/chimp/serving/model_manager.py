@@ -492,7 +492,8 @@ def _cached_file(marker: Path) -> Path | None:
 def _publish(staging: Path, downloaded: Path, final: Path) -> Path:
     """Move a finished download into place atomically, so a crash never leaves half a file."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    relative = downloaded.relative_to(staging)
+    # MLflow answers with an absolute path; the cache folder may be relative (./.chimp).
+    relative = downloaded.resolve().relative_to(staging.resolve())
     (staging / ".complete").write_text(str(relative), encoding="utf-8")
     if final.exists():
         shutil.rmtree(final)
