@@ -12,7 +12,9 @@ from chimp.shared.datastore import Datastore
 from chimp.shared.registry import AsyncModelRegistry
 from chimp.training.config import TrainingSettings
 from chimp.training.plugins.discovery import PluginCatalog
+from chimp.training.review import ReviewQueue
 from chimp.training.task_store import TaskStore
+from chimp.training.user_store import UserStore
 
 
 @dataclass
@@ -23,6 +25,8 @@ class TrainingState:
     datastore: Datastore
     registry: AsyncModelRegistry
     catalog: PluginCatalog
+    users: UserStore
+    review: ReviewQueue
 
 
 def get_state(request: Request) -> TrainingState:

@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -26,7 +26,12 @@ import anyio
 import anyio.to_thread
 
 from chimp.shared.datastore.archive import MARKER_NAME, UnpackLimits, unpack_zip
-from chimp.shared.datastore.base import DatasetMarker, Datastore, check_dataset_name
+from chimp.shared.datastore.base import (
+    DatasetMarker,
+    Datastore,
+    check_dataset_name,
+    checked_files,
+)
 from chimp.shared.errors import ConflictError, DependencyUnavailableError, NotFoundError
 from chimp.shared.schemas.datasets import (
     DatasetEntry,
@@ -80,6 +85,11 @@ class LocalDatastore(Datastore):
 
     async def check(self) -> None:
         await self._run(self._check)
+
+    async def put_files(self, name: str, files: Mapping[str, bytes]) -> DatasetInfo:
+        check_dataset_name(name)
+        checked = checked_files(files)
+        return await self._run(partial(self._put_files, name, checked))
 
     # -- blocking implementations (worker threads) -----------------------------------------
 
@@ -150,7 +160,8 @@ class LocalDatastore(Datastore):
             for file_name in files:
                 path = Path(folder, file_name)
                 rel = path.relative_to(base).as_posix()
-                if rel != MARKER_NAME:
+                # ``.part-*`` files are put_files writes still in flight.
+                if rel != MARKER_NAME and not file_name.startswith(".part-"):
                     entries.append(DatasetEntry(path=rel, size=path.stat().st_size))
         return sorted(entries, key=lambda entry: entry.path)
 
@@ -183,6 +194,30 @@ class LocalDatastore(Datastore):
             self._remove(self.root / name)
         except FileNotFoundError as exc:
             raise NotFoundError(f"dataset {name!r} not found") from exc
+
+    def _write_atomically(self, target: Path, data: bytes) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial_file = target.with_name(f".part-{uuid.uuid4().hex}")
+        try:
+            partial_file.write_bytes(data)
+            partial_file.replace(target)
+        except BaseException:
+            partial_file.unlink(missing_ok=True)
+            raise
+
+    def _put_files(self, name: str, files: dict[str, bytes]) -> DatasetInfo:
+        base = self.root / name
+        previous = self._marker(name)
+        for rel, data in files.items():
+            self._write_atomically(base / rel, data)
+        entries = self._entries(name)
+        marker = DatasetMarker(
+            created_at=previous.created_at if previous else datetime.now(UTC),
+            files=len(entries),
+            size=sum(e.size for e in entries),
+        )
+        self._write_atomically(base / MARKER_NAME, marker.model_dump_json().encode())
+        return marker.info(name)
 
     def _sweep(self) -> None:
         """Remove what a process killed mid-upload or mid-delete left in the root.

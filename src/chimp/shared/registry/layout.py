@@ -28,6 +28,8 @@ TAG_METADATA = "chimp.metadata"
 TAG_TASK = "chimp.task"
 TAG_DATASET = "chimp.dataset"
 TAG_PLUGIN = "chimp.plugin"
+TAG_USER_ID = "chimp.user_id"  # on runs and versions trained for one user
+TAG_BASE_VERSION = "chimp.base_version"  # the production version a personal model started from
 
 
 class ArtifactFile(BaseModel):
