@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from chimp.frontend.access import AccessMiddleware
 from chimp.frontend.clients import BackendError, Backends, open_backends
 from chimp.frontend.config import FrontendSettings
-from chimp.frontend.routes import api, live, pages
+from chimp.frontend.routes import api, live, me, pages
 from chimp.frontend.sessions import SessionSigner
 from chimp.shared.errors import install_error_handlers
 from chimp.shared.health import Check, health_router
@@ -93,6 +93,7 @@ def create_app(
     app.include_router(health_router(lambda: _health_checks(app)))
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(me.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

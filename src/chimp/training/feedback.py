@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import anyio
 import anyio.to_thread
 import cv2
+import numpy as np
 
 from chimp.shared.datastore import Datastore
 from chimp.shared.errors import (
@@ -64,9 +65,11 @@ def new_correction_id(now: datetime) -> str:
 
 
 def crop_to_png(data: bytes) -> bytes:
-    image = decode_image(data)
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:  # pragma: no cover - OpenCV encodes any decoded image
+    """The crop as PNG, gray kept gray; refuses anything that is not a whole JPEG or PNG."""
+    decode_image(data)  # the checks (complete file, sane size), with a clear message
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    ok, encoded = cv2.imencode(".png", image) if image is not None else (False, None)
+    if not ok or encoded is None:  # pragma: no cover - OpenCV encodes any image it decoded
         raise InvalidInputError("the face crop could not be stored as PNG")
     return bytes(encoded.tobytes())
 
@@ -122,10 +125,14 @@ async def store_correction(
         for field, value in (("label", label), ("predicted", predicted))
         if value not in labels
     ]
+    bad = [
+        f"{field} {value!r}"
+        for field, value in (("label", label), ("predicted", predicted))
+        if value not in labels
+    ]
     if problems:
-        names = " and ".join(p["loc"][1] for p in problems)
         raise ValidationFailedError(
-            f"unknown label in {names}: {model} version {version} knows {', '.join(labels)}",
+            f"unknown {' and '.join(bad)}: {model} version {version} knows {', '.join(labels)}",
             detail=problems,
         )
     now = datetime.now(UTC)
