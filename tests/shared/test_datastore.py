@@ -390,3 +390,14 @@ async def test_put_files_refuses_paths_outside_or_reserved(datastore: Datastore,
     with pytest.raises(InvalidInputError):
         await datastore.put_files("feedback-ann", {path: b"x"})
     assert await datastore.list_datasets() == []
+
+
+async def test_download_files_fetches_only_the_named_files(
+    datastore: Datastore, tmp_path: Path
+) -> None:
+    await datastore.upload_dataset_zip("faces", write_zip(tmp_path / "d.zip", FILES))
+    wanted = sorted(STORED)[:1]
+    out = await datastore.download_files("faces", wanted, tmp_path / "some")
+    assert files_under(out) == {wanted[0]: STORED[wanted[0]]}
+    with pytest.raises(NotFoundError):
+        await datastore.download_files("faces", ["no/such.png"], tmp_path / "none")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import cv2
 import httpx
-import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
@@ -25,18 +24,10 @@ from chimp.shared.schemas.users import CorrectionReceipt, UserDeletion, UserInfo
 from chimp.training.config import TrainingSettings
 from tests.fixtures.onnx_models import make_tiny_onnx
 from tests.training.conftest import SettingsFactory, api_client
+from tests.training.corrections import AUTH, TOKEN, correct, correction_form, crop_png
 from tests.training.synthetic import EMOTIONS, write_folder_dataset, zip_folder
 
 SPEC = InputSpec(height=48, width=48, channels=1, color="gray")
-TOKEN = "users-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
-
-
-def crop_png(seed: int = 0) -> bytes:
-    rng = np.random.default_rng(seed)
-    ok, data = cv2.imencode(".png", rng.integers(0, 255, (48, 48), dtype=np.uint8))
-    assert ok
-    return bytes(data.tobytes())
 
 
 def register(
@@ -82,25 +73,6 @@ def production(registry: ModelRegistry, model_name: str, tmp_path: Path) -> str:
     version = register(registry, model_name, tmp_path)
     registry.set_alias(model_name, "production", version)
     return version
-
-
-def correction_form(answered: str, model: str, **overrides: str) -> dict[str, str]:
-    form = {
-        "label": "neutral",
-        "model": model,
-        "version": answered,
-        "predicted": "sad",
-        "confidence": "0.62",
-    }
-    form.update(overrides)
-    return form
-
-
-async def correct(
-    client: httpx.AsyncClient, user: str, form: dict[str, str], image: bytes | None = None
-) -> httpx.Response:
-    files = {"file": ("face.png", image if image is not None else crop_png(), "image/png")}
-    return await client.post(f"/users/{user}/feedback", data=form, files=files, headers=AUTH)
 
 
 async def test_a_correction_is_stored_with_its_provenance_in_the_plugin_layout(

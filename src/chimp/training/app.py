@@ -20,7 +20,7 @@ from chimp.training.dependencies import TrainingState
 from chimp.training.jobs import deserialize_job, serialize_job
 from chimp.training.plugins.discovery import PluginCatalog, discover_plugins
 from chimp.training.review import ReviewQueue
-from chimp.training.routes import datasets, models, plugins, tasks, users
+from chimp.training.routes import datasets, loop, models, plugins, tasks, users
 from chimp.training.task_store import TaskStore
 from chimp.training.user_store import UserStore
 
@@ -94,4 +94,5 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
     app.include_router(tasks.router(guard))
     app.include_router(models.router(guard))
     app.include_router(users.router(guard))
+    app.include_router(loop.router())
     return app

@@ -59,6 +59,18 @@ class TrainingConfig(Section):
     loop_retry_s: float = Field(
         default=300.0, gt=0, description="First wait before a failed loop run is tried again."
     )
+    loop_plugin: str = Field(
+        default="emotion_recognition",
+        description="Plugin the loop re-calibrates and retrains with.",
+    )
+    recalibration_arguments: dict[str, int | float | str | bool] = Field(
+        default_factory=lambda: dict[str, int | float | str | bool](mode="calibrate", epochs=8),
+        description="Plugin arguments of a re-calibration the loop starts.",
+    )
+    retraining_arguments: dict[str, int | float | str | bool] = Field(
+        default_factory=lambda: dict[str, int | float | str | bool](mode="train", epochs=10),
+        description="Plugin arguments of a shared retraining the loop starts.",
+    )
     feedback_max_image_bytes: int = Field(
         default=2 * 1024 * 1024, gt=0, description="Largest face crop a correction may carry."
     )

@@ -22,7 +22,9 @@ import redis.asyncio as aioredis
 class LoopRecord:
     """The loop's memory of one target (a user, or the shared model)."""
 
-    used: int = 0  # corrections counted when the last run was started
+    used: int = 0  # corrections used by the last run that succeeded
+    started_with: int = 0  # corrections counted when the run in flight started
+    tried_base: str | None = None  # production version a stale-model run was started for
     task_id: str | None = None  # the run in flight, if any
     failures: int = 0
     retry_at: float | None = None  # unix time before which no new run starts

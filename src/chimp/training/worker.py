@@ -7,13 +7,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, ClassVar
 
+import anyio
 from arq.connections import RedisSettings
+from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
 
 from chimp.shared.datastore import open_datastore
+from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
 from chimp.training.config import TrainingSettings
 from chimp.training.jobs import (
     JOB_FUNCTION,
@@ -23,14 +27,19 @@ from chimp.training.jobs import (
     run_training_task,
     serialize_job,
 )
+from chimp.training.loop import LoopDeps, run_loop, summary
 from chimp.training.plugins.discovery import discover_plugins
 from chimp.training.task_store import TaskStore
+from chimp.training.user_store import UserStore
 
 logger = logging.getLogger(__name__)
 
 # arq's own limit must not fire before ours: the supervisor enforces task_timeout_s and
 # needs time to stop the child and record the outcome.
 JOB_TIMEOUT_MARGIN_S = 120
+LOOP_FUNCTION = "continual_loop"
+LOOP_TIMEOUT_S = 300
+LOOP_REGISTRY_THREADS = 2
 
 
 async def startup(ctx: WorkerContext) -> None:
@@ -40,12 +49,21 @@ async def startup(ctx: WorkerContext) -> None:
     catalog = discover_plugins(settings.training.plugin_dir)
     for source, error in catalog.errors.items():
         logger.warning("plugin %s not loaded: %s", source, error)
-    ctx["state"] = WorkerState(
+    store = TaskStore(
+        ctx["redis"], settings.training.key_prefix, ttl_s=settings.training.task_ttl_s
+    )
+    ctx["state"] = WorkerState(settings=settings, store=store, datastore=datastore, catalog=catalog)
+    # Building MLflow's client is blocking work: off the event loop.
+    registry = await asyncio.to_thread(
+        ModelRegistry, settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment
+    )
+    ctx["loop"] = LoopDeps(
         settings=settings,
-        store=TaskStore(
-            ctx["redis"], settings.training.key_prefix, ttl_s=settings.training.task_ttl_s
-        ),
+        arq=ctx["redis"],
+        store=store,
+        users=UserStore(ctx["redis"], settings.training.key_prefix),
         datastore=datastore,
+        registry=AsyncModelRegistry(registry, anyio.CapacityLimiter(LOOP_REGISTRY_THREADS)),
         catalog=catalog,
     )
     logger.info(
@@ -71,9 +89,38 @@ def job_function(settings: TrainingSettings) -> Function:
     )
 
 
+async def continual_loop(ctx: WorkerContext) -> dict[str, Any]:
+    """The arq cron job: one pass of the continual loop (see :mod:`chimp.training.loop`)."""
+    return summary(await run_loop(ctx["loop"]))
+
+
+def loop_schedule(interval_s: float) -> dict[str, set[int] | int | None]:
+    """arq cron fields that fire about every ``interval_s`` (cron has no plain intervals).
+
+    Under a minute: on the seconds that are multiples of the interval; from a minute on: on the
+    minutes that are multiples of it, at second 0.
+    """
+    if interval_s < 60:
+        step = max(1, round(interval_s))
+        return {"second": set(range(0, 60, step)), "minute": None}
+    step = max(1, min(59, round(interval_s / 60)))
+    return {"second": 0, "minute": set(range(0, 60, step))}
+
+
+def loop_cron(settings: TrainingSettings) -> CronJob:
+    return cron(
+        continual_loop,  # type: ignore[arg-type]
+        name=LOOP_FUNCTION,
+        **loop_schedule(settings.training.loop_interval_s),  # type: ignore[arg-type]
+        unique=True,
+        timeout=LOOP_TIMEOUT_S,
+    )
+
+
 def create_worker(settings: TrainingSettings, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "functions": [job_function(settings)],
+        "cron_jobs": [loop_cron(settings)],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.training.queue_name,
         "on_startup": startup,
@@ -94,6 +141,9 @@ class WorkerSettings:
     """For the ``arq`` CLI; uses the default queue name and arq's Redis settings."""
 
     functions: ClassVar[list[Any]] = [func(run_training_task, name=JOB_FUNCTION, max_tries=1)]  # type: ignore[arg-type]
+    cron_jobs: ClassVar[list[CronJob]] = [
+        cron(continual_loop, name=LOOP_FUNCTION, second=0, unique=True, timeout=LOOP_TIMEOUT_S)  # type: ignore[arg-type]
+    ]
     on_startup = startup
     on_shutdown = shutdown
     queue_name = "chimp:training"

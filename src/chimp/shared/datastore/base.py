@@ -8,7 +8,7 @@ happens last, so a failed upload never shows up half-written.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -106,6 +106,13 @@ class Datastore(ABC):
     @abstractmethod
     async def download_dataset(self, name: str, dest: Path) -> Path:
         """Download every file of ``name`` into ``dest`` (created); returns ``dest``."""
+
+    @abstractmethod
+    async def download_files(self, name: str, paths: Sequence[str], dest: Path) -> Path:
+        """Download only ``paths`` (as listed in the manifest) of ``name`` into ``dest``.
+
+        For a sample of a large dataset (replay images) without fetching all of it.
+        """
 
     @abstractmethod
     async def delete_dataset(self, name: str) -> None:

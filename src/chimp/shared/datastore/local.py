@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -78,6 +78,11 @@ class LocalDatastore(Datastore):
     async def download_dataset(self, name: str, dest: Path) -> Path:
         check_dataset_name(name)
         return await self._run(partial(self._download, name, dest))
+
+    async def download_files(self, name: str, paths: Sequence[str], dest: Path) -> Path:
+        check_dataset_name(name)
+        checked = list(checked_files(dict.fromkeys(paths, b"")))
+        return await self._run(partial(self._download_files, name, checked, dest))
 
     async def delete_dataset(self, name: str) -> None:
         check_dataset_name(name)
@@ -186,6 +191,17 @@ class LocalDatastore(Datastore):
             if (source / MARKER_NAME).exists():
                 raise  # the dataset is intact: the problem is on the destination side
             raise NotFoundError(f"dataset {name!r} was deleted while being read") from exc
+        return dest
+
+    def _download_files(self, name: str, paths: list[str], dest: Path) -> Path:
+        self._require(name)
+        for rel in paths:
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copyfile(self.root / name / rel, target)
+            except FileNotFoundError as exc:
+                raise NotFoundError(f"dataset {name!r} has no file {rel!r}") from exc
         return dest
 
     def _delete(self, name: str) -> None:

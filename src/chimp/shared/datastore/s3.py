@@ -380,6 +380,22 @@ class S3Datastore(Datastore):
             while chunk := await body.read(_CHUNK):
                 await out.write(chunk)
 
+    async def download_files(self, name: str, paths: Sequence[str], dest: Path) -> Path:
+        check_dataset_name(name)
+        checked = list(checked_files(dict.fromkeys(paths, b"")))
+        async with self._errors(f"download files of dataset {name!r}"):
+            await self._require(name)
+            try:
+                await self._for_each(
+                    [DatasetEntry(path=rel, size=0) for rel in checked],
+                    partial(self._download_file, name, dest),
+                )
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING:
+                    raise NotFoundError(f"dataset {name!r} lacks some of {checked[:3]}") from exc
+                raise
+        return dest
+
     async def delete_dataset(self, name: str) -> None:
         check_dataset_name(name)
         async with self._errors(f"delete dataset {name!r}"):
