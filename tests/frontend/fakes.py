@@ -97,6 +97,8 @@ class TrainingState:
     seen_tokens: list[str | None] = field(default_factory=list)
     uploads: list[tuple[str, list[str]]] = field(default_factory=list)
     on_run: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    champions: list[str] = field(default_factory=list)  # production's rollback stack
 
 
 PLUGIN = {
@@ -232,16 +234,67 @@ def fake_training(state: TrainingState, model_name: str = "emotion-recognition")
             return _error(404, f"no model '{name}'", "not_found")
         return JSONResponse(state.versions)
 
-    @app.post("/models/{name}/aliases/{alias}")
-    async def set_alias(name: str, alias: str, body: dict[str, str]) -> Response:
-        target = next((v for v in state.versions if v["version"] == body["version"]), None)
+    def move(alias: str, to: str, kind: str, actor: str) -> dict[str, Any] | None:
+        target = next((v for v in state.versions if v["version"] == to), None)
         if target is None:
-            return _error(404, f"no version {body['version']}", "not_found")
+            return None
+        before = None
         for v in state.versions:
             if alias in v["aliases"]:
+                before = v["version"]
                 v["aliases"].remove(alias)
+        if alias == "production" and kind != "rollback":
+            if not state.champions and before is not None:
+                state.champions.append(before)
+            state.champions.append(to)
         target["aliases"].append(alias)
+        state.history.append(
+            {"id": uuid.uuid4().hex, "model": model_name, "alias": alias, "from_version": before,
+             "to_version": to, "kind": kind, "actor": actor, "reason": f"{kind} by {actor}",
+             "decision": None, "task_id": None, "at": _now()}
+        )  # fmt: skip
+        return target
+
+    def actor_of(request: Request) -> str:
+        named = request.headers.get("x-chimp-actor")
+        return f"user:{named}" if named else "token"
+
+    @app.post("/models/{name}/aliases/{alias}")
+    async def set_alias(name: str, alias: str, body: dict[str, str], request: Request) -> Response:
+        kind = "forced" if alias == "production" else "manual"
+        target = move(alias, body["version"], kind, actor_of(request))
+        if target is None:
+            return _error(404, f"no version {body['version']}", "not_found")
         return JSONResponse(target)
+
+    @app.post("/models/{name}/rollback")
+    async def rollback(name: str, request: Request) -> Response:
+        if len(state.champions) < 2:
+            return _error(409, "nothing to roll back to", "conflict")
+        previous = state.champions.pop()
+        move("production", state.champions[-1], "rollback", actor_of(request))
+        return JSONResponse(
+            {"alias": "production", "version": state.champions[-1], "previous": previous}
+        )
+
+    @app.get("/models/{name}/history")
+    async def history(name: str, offset: int = 0, limit: int = 50) -> Response:
+        entries = list(reversed(state.history))
+        return JSONResponse(
+            {"model": name, "entries": entries[offset : offset + limit],
+             "total": len(entries), "offset": offset, "limit": limit}
+        )  # fmt: skip
+
+    @app.get("/models/{name}/policy")
+    async def policy(name: str) -> Response:
+        return JSONResponse(
+            {"model": name, "metric": "accuracy", "min_value": None, "min_improvement": 0.01,
+             "min_label_recall": None, "evaluation_dataset": None, "gated": True,
+             "effective_min_value": 0.1529,
+             "summary": "Promoted to production only if it beats production by 0.01 accuracy "
+             "on production's recorded held-out data (images neither model trained on).",
+             "updated_at": None, "updated_by": None}
+        )  # fmt: skip
 
     @app.get("/models/{name}/versions/{version}/artifacts")
     async def artifacts(name: str, version: str) -> list[dict[str, Any]]:
@@ -256,7 +309,9 @@ def fake_training(state: TrainingState, model_name: str = "emotion-recognition")
     return app
 
 
-def version(number: str, *aliases: str, user: str | None = None) -> dict[str, Any]:
+def version(
+    number: str, *aliases: str, user: str | None = None, decision: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "name": "emotion-recognition",
         "version": number,
@@ -266,4 +321,6 @@ def version(number: str, *aliases: str, user: str | None = None) -> dict[str, An
         "metadata": None,
         "created_at": _now(),
         "run_id": None,
+        "user_id": user,
+        "decision": decision,
     }

@@ -145,10 +145,16 @@ async def test_promote_and_roll_back_production(
     await client.post("/api/models/emotion-recognition/aliases/production", json={"version": "3"})
     rolled = await client.post("/api/models/emotion-recognition/rollback")
     assert rolled.status_code == 200
-    # Version 2 is a user's calibrated model: never a rollback target for everyone.
+    # Training decides the target from its history; the web app only asks.
     assert rolled.json() == {"alias": "production", "version": "1", "previous": "3"}
     models = (await client.get("/api/models")).json()
     assert models[0]["aliases"]["production"] == "1"
+    # Training records who moved production: the signed-in user, through the web app.
+    user = (await client.get("/api/session")).json()["user_id"]
+    history = (await client.get("/api/models/emotion-recognition/history")).json()
+    assert [(e["kind"], e["actor"]) for e in history["entries"]] == [
+        ("rollback", f"user:{user}"), ("forced", f"user:{user}"), ("forced", f"user:{user}")
+    ]  # fmt: skip
 
 
 async def test_roll_back_with_nothing_older_is_a_conflict(

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from chimp.shared.errors import NotFoundError
 from chimp.shared.registry import PRODUCTION, ModelRegistry, user_alias
-from chimp.shared.registry.layout import TAG_USER_ID
+from chimp.shared.registry.layout import TAG_USER
 from chimp.shared.schemas.models import InputSpec, ModelMetadata
 from tests.fixtures.onnx_models import make_tiny_onnx
 
@@ -27,7 +27,7 @@ def ann() -> str:
 def _register(registry: ModelRegistry, name: str, tmp: Path, user: str | None, seed: int) -> str:
     path = make_tiny_onnx(tmp / f"m{seed}.onnx", LABELS, SPEC, seed=seed)
     metadata = ModelMetadata(task="face-classification", labels=LABELS, input=SPEC)
-    tags = {TAG_USER_ID: user} if user else {}
+    tags = {TAG_USER: user} if user else {}
     return registry.log_model_version(name, path, metadata, tags=tags).version
 
 

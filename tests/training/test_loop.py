@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from pydantic import SecretStr
 
-from chimp.shared.registry import PRODUCTION, ModelRegistry
+from chimp.shared.registry import PRODUCTION, ModelRegistry, user_alias
 from chimp.shared.registry.layout import TAG_BASE_VERSION
 from chimp.shared.schemas.models import InputSpec, ModelMetadata
 from chimp.shared.schemas.tasks import TaskStatus
@@ -182,7 +182,6 @@ async def test_the_threshold_of_corrections_starts_a_recalibration_through_the_c
     await continual_loop(loop_ctx)  # folds the finished run in: those corrections are used
     settled = entry_of(await loop_status(client), user)
     assert (settled.state, settled.reason) == ("waiting", "0 of 3 corrections")
-    assert info.pending_corrections == 3  # read before the loop settled the run
     after = UserInfo.model_validate((await client.get(f"/users/{user}", headers=AUTH)).json())
     assert after.pending_corrections == 0
 
@@ -216,3 +215,62 @@ async def test_a_failed_run_is_retried_later_with_backoff_not_at_once(
     assert entry.retry_at is not None
     assert "failed 1x" in entry.reason
     assert (await continual_loop(loop_ctx))["running"] == []  # still waiting it out
+
+
+async def test_a_production_move_recalibrates_stale_personal_models_through_the_personal_gate(
+    client: httpx.AsyncClient,
+    settings: TrainingSettings,
+    loop_ctx: WorkerContext,
+    registry: ModelRegistry,
+    model_name: str,
+    shared_dataset: str,
+    user: str,
+    tmp_path: Path,
+) -> None:
+    first_production = register_production(registry, model_name, tmp_path, shared_dataset)
+    calibration = f"calib-{user}-1700000000000"
+    frames = write_folder_dataset(tmp_path / "calib", per_label=6, seed=3)
+    with zip_folder(frames, tmp_path / "calib.zip").open("rb") as fh:
+        uploaded = await client.post(
+            "/datasets",
+            data={"dataset_name": calibration},
+            files={"file": ("c.zip", fh, "application/zip")},
+            headers=AUTH,
+        )
+    assert uploaded.status_code == 201, uploaded.text
+    async with running_worker(settings):
+        response = await client.post(
+            "/tasks/run/emotion_recognition",
+            json={"arguments": FAST, "datasets": {"train": calibration}, "user_id": user},
+            headers=AUTH,
+        )
+        assert response.status_code == 202, response.text
+        first = await wait_for_task(client, response.json()["task_id"], timeout_s=300)
+        assert first.status is TaskStatus.SUCCEEDED, first.error
+        assert first.result is not None
+        assert first.result["decision"]["verdict"] == "first"
+        personal = registry.aliases(model_name)[user_alias(user)]
+        assert registry.get_version(model_name, personal).tags[TAG_BASE_VERSION] == (
+            first_production
+        )
+
+        new_production = register_production(registry, model_name, tmp_path, shared_dataset, seed=1)
+        ready = entry_of(await loop_status(client), user)
+        assert ready.state == "ready"
+        assert f"production moved to v{new_production}" in ready.reason
+        [run] = (await continual_loop(loop_ctx))["running"]
+        task = await wait_for_task(client, run["task_id"], timeout_s=300)
+    assert task.status is TaskStatus.SUCCEEDED, task.error
+    assert task.result is not None
+    decision = task.result["decision"]
+    assert decision["baseline_version"] == personal
+    assert decision["verdict"] in ("promoted", "rejected")
+    assert "user_accuracy" in decision["metrics"]
+    now = registry.aliases(model_name)[user_alias(user)]
+    if decision["verdict"] == "promoted":
+        assert registry.get_version(model_name, now).tags[TAG_BASE_VERSION] == new_production
+    else:
+        assert now == personal  # the user keeps the model they have
+    # Tried once for this production version: not again and again.
+    assert (await continual_loop(loop_ctx))["running"] == []
+    assert entry_of(await loop_status(client), user).state == "waiting"

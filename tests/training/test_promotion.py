@@ -1,4 +1,4 @@
-"""Promotion rules, and the connector: a task's MLflow run and the versions it registers."""
+"""The alias vocabulary, and the connector: a task's MLflow run and the versions it registers."""
 
 from __future__ import annotations
 
@@ -8,43 +8,24 @@ import pytest
 from mlflow import MlflowClient
 
 from chimp.shared.errors import BadRequestError
-from chimp.shared.registry import ModelRegistry, RunStatus
+from chimp.shared.registry import ModelRegistry, RunStatus, check_chimp_alias
 from chimp.shared.schemas.models import InputSpec, ModelMetadata
 from chimp.training.connector import RegistryConnector
-from chimp.training.promotion import aliases_for_new_version, check_alias
 from tests.fixtures.onnx_models import make_tiny_onnx
 
 LABELS = ["a", "b"]
 SPEC = InputSpec(height=4, width=4)
 
 
-@pytest.mark.parametrize(
-    ("existing", "user_id", "promote", "expected"),
-    [
-        ({}, None, False, ["production"]),
-        ({"production": "1"}, None, False, ["staging"]),
-        ({"production": "1"}, None, True, ["production"]),
-        ({"staging": "2"}, None, False, ["production"]),
-        ({}, "ann", False, ["user-ann", "production"]),
-        ({"production": "1"}, "ann", False, ["user-ann"]),
-        ({"production": "1"}, "ann", True, ["user-ann", "production"]),
-    ],
-)
-def test_aliases_for_new_version(
-    existing: dict[str, str], user_id: str | None, promote: bool, expected: list[str]
-) -> None:
-    assert aliases_for_new_version(existing, user_id=user_id, promote=promote) == expected
-
-
 @pytest.mark.parametrize("alias", ["production", "staging", "user-ann_1"])
 def test_known_aliases_pass(alias: str) -> None:
-    check_alias(alias)
+    check_chimp_alias(alias)
 
 
 @pytest.mark.parametrize("alias", ["champion", "user-", "user-a b", "latest"])
 def test_other_aliases_are_refused(alias: str) -> None:
     with pytest.raises(BadRequestError):
-        check_alias(alias)
+        check_chimp_alias(alias)
 
 
 def _stage(connector: RegistryConnector, name: str, tmp: Path, seed: int) -> None:
@@ -63,7 +44,7 @@ def _connector(registry: ModelRegistry, tmp: Path, **kwargs: object) -> Registry
     )
 
 
-def test_commit_registers_and_promotes_by_the_rules(
+def test_commit_registers_versions_without_moving_aliases(
     registry: ModelRegistry, model_name: str, tmp_path: Path
 ) -> None:
     first = _connector(registry, tmp_path)
@@ -71,33 +52,17 @@ def test_commit_registers_and_promotes_by_the_rules(
     _stage(first, model_name, tmp_path, 1)
     assert model_name not in {m.name for m in registry.list_models()}  # staged, not registered
     (v1,) = first.commit()
-    assert v1.aliases == ["production"]
+    # Aliases are the evaluation gate's business, in the worker, after the task.
+    assert v1.aliases == []
     assert v1.metrics["acc"] == 0.5
     assert v1.tags["chimp.task"] == "image-classification"
+    assert registry.metric_history(model_name, v1.version, "loss") == [(0, 2.0), (1, 1.0)]
 
-    later = _connector(registry, tmp_path)
-    _stage(later, model_name, tmp_path, 2)
-    (v2,) = later.commit()
-    assert v2.aliases == ["staging"]
-
-    user = _connector(registry, tmp_path, user_id="ann")
-    _stage(user, model_name, tmp_path, 3)
-    (v3,) = user.commit()
-    assert v3.aliases == ["user-ann"]
-
-    promoted = _connector(registry, tmp_path, promote=True)
-    _stage(promoted, model_name, tmp_path, 4)
-    (v4,) = promoted.commit()
-    assert v4.aliases == ["production"]
-    assert registry.aliases(model_name) == {
-        "production": v4.version, "staging": v2.version, "user-ann": v3.version
-    }  # fmt: skip
-
-    production = promoted.get_production_model(model_name)
+    registry.set_alias(model_name, "production", v1.version)
+    production = first.get_production_model(model_name)
     assert production is not None
-    assert production.version.version == v4.version
-    assert production.onnx_path.read_bytes() == (tmp_path / "m4.onnx").read_bytes()
-    assert registry.metric_history(model_name, v4.version, "loss") == [(0, 2.0), (1, 1.0)]
+    assert production.version.version == v1.version
+    assert production.onnx_path.read_bytes() == (tmp_path / "m1.onnx").read_bytes()
 
 
 def test_a_plugin_that_never_commits_registers_nothing(

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from chimp.shared.datastore import open_datastore
 from chimp.shared.registry import ModelRegistry, user_alias
-from chimp.shared.registry.layout import TAG_BASE_VERSION, TAG_USER_ID
+from chimp.shared.registry.layout import TAG_BASE_VERSION, TAG_USER
 from chimp.shared.schemas.models import InputSpec, ModelMetadata
 from chimp.shared.schemas.users import CorrectionReceipt, UserDeletion, UserInfo
 from chimp.training.config import TrainingSettings
@@ -41,7 +41,7 @@ def register(
 ) -> str:
     path = make_tiny_onnx(tmp / f"m{seed}.onnx", EMOTIONS, SPEC, seed=seed)
     meta = ModelMetadata(task="face-classification", labels=EMOTIONS, input=SPEC)
-    tags = {TAG_USER_ID: user} if user else {}
+    tags = {TAG_USER: user} if user else {}
     if base:
         tags[TAG_BASE_VERSION] = base
     return registry.log_model_version(name, path, meta, tags=tags).version

@@ -6,10 +6,9 @@ import re
 
 from pydantic import Field, SecretStr, field_validator
 
+from chimp.shared.schemas.models import EMOTIONS
 from chimp.shared.settings import ChimpSettings, Section
 
-# The order of the built-in emotion plugin's labels.
-DEFAULT_EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 
 
@@ -27,7 +26,7 @@ class FrontendConfig(Section):
     )
     jpeg_quality: float = Field(default=0.8, gt=0, le=1)
     max_frame_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
-    emotions: list[str] = Field(default_factory=lambda: list(DEFAULT_EMOTIONS), min_length=1)
+    emotions: list[str] = Field(default_factory=lambda: list(EMOTIONS), min_length=1)
     calibration_plugin: str = "emotion_recognition"
     calibration_dataset_key: str = "train"
     calibration_seconds: float = Field(default=3.0, gt=0, le=30)

@@ -27,7 +27,9 @@ class SessionInfo(BaseModel):
 class RunRequest(StrictModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     datasets: dict[str, str] = Field(default_factory=dict)
-    promote: bool = False
+    promote: bool = Field(
+        default=True, description="Promote the new version if it passes the evaluation gate."
+    )
 
 
 class CalibrationRequest(StrictModel):
@@ -37,9 +39,4 @@ class CalibrationRequest(StrictModel):
 class AliasRequest(StrictModel):
     # Same rule as training's, so the schema says what is accepted before a round trip.
     version: str = Field(pattern=r"^[1-9][0-9]{0,9}$", description="The version to point at.")
-
-
-class RollbackResult(BaseModel):
-    alias: str
-    version: str
-    previous: str
+    reason: str | None = Field(default=None, max_length=500, description="Why, for the history.")

@@ -17,7 +17,8 @@ import numpy as np
 from chimp.serving.config import DetectorConfig
 from chimp.serving.model_manager import Resolved
 from chimp.serving.schemas import PredictMode
-from chimp.shared.preprocessing import FloatTensor, preprocess, preprocess_batch, softmax
+from chimp.shared.onnx_model import scores_from_outputs
+from chimp.shared.preprocessing import FloatTensor, preprocess, preprocess_batch
 from chimp.shared.schemas.models import (
     Box,
     FacePrediction,
@@ -33,12 +34,6 @@ class PreparedImage:
     height: int
     boxes: list[Box | None]
     batch: FloatTensor
-
-
-def scores_from_outputs(outputs: np.ndarray, probabilities: bool) -> np.ndarray:
-    """Per-row probabilities: the model's own, or a softmax over its logits."""
-    rows = outputs.reshape(outputs.shape[0], -1).astype(np.float32)
-    return rows if probabilities else softmax(rows)
 
 
 def top_label(row: np.ndarray, labels: list[str]) -> tuple[str, float, dict[str, float]]:

@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -21,18 +20,14 @@ import numpy as np
 import onnxruntime as ort
 
 from chimp.serving.config import BatchingConfig, ProviderChoice
-from chimp.shared.errors import BadRequestError
+from chimp.shared.onnx_model import OnnxModel, SessionOptions, TensorShapeError
+
+__all__ = ["ModelRunner", "OnnxModel", "SessionOptions", "TensorShapeError", "select_providers"]
 
 logger = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-
-
-class TensorShapeError(BadRequestError):
-    """An input tensor does not have the shape or type the model expects."""
-
-    code = "invalid_tensor"
 
 
 def select_providers(choice: ProviderChoice, available: Sequence[str] | None = None) -> list[str]:
@@ -52,86 +47,6 @@ def select_providers(choice: ProviderChoice, available: Sequence[str] | None = N
             f"{offered}; install the 'gpu' extra (onnxruntime-gpu) on a machine with a GPU"
         )
     return [CPU]
-
-
-@dataclass(frozen=True)
-class SessionOptions:
-    providers: list[str]
-    intra_op_threads: int = 1
-
-
-def _dim(value: object) -> int | None:
-    return value if isinstance(value, int) and value > 0 else None
-
-
-class OnnxModel:
-    """One ONNX Runtime session and the shape contract of its first input and chosen output."""
-
-    def __init__(
-        self,
-        path: Path,
-        options: SessionOptions,
-        *,
-        input_name: str | None = None,
-        output_name: str | None = None,
-    ) -> None:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.intra_op_threads
-        # Concurrency comes from several sessions.run calls in parallel threads, not from
-        # parallel branches inside one small graph.
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), sess_options=so, providers=options.providers)
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        outputs = {o.name: o for o in self.session.get_outputs()}
-        # Trust the graph over metadata: a stale input_name in the metadata must not break serving.
-        chosen_in = input_name if input_name is not None and input_name in inputs else None
-        chosen_in = chosen_in or next(iter(inputs))
-        self.input_name: str = chosen_in
-        chosen_out = output_name if output_name is not None and output_name in outputs else None
-        self.output_name: str = chosen_out or next(iter(outputs))
-        arg = inputs[chosen_in]
-        self.input_type: str = arg.type
-        raw_shape = list(arg.shape)
-        self.dynamic_batch: bool = _dim(raw_shape[0]) is None if raw_shape else False
-        self.fixed_batch: int | None = None if self.dynamic_batch else _dim(raw_shape[0])
-        # Per-sample dims; None where the graph leaves a dimension symbolic.
-        self.sample_shape: tuple[int | None, ...] = tuple(_dim(d) for d in raw_shape[1:])
-        self.output_shape: list[int | None] = [_dim(d) for d in outputs[self.output_name].shape]
-
-    @property
-    def providers(self) -> list[str]:
-        return list(self.session.get_providers())
-
-    def check_input(self, array: np.ndarray) -> None:
-        """Raise :class:`TensorShapeError` unless ``array`` is a batch this session accepts."""
-        if array.dtype != np.float32:
-            raise TensorShapeError(f"input must be float32, got {array.dtype}")
-        expected = ("N", *(d if d is not None else "?" for d in self.sample_shape))
-        if array.ndim != len(self.sample_shape) + 1:
-            raise TensorShapeError(
-                f"input has shape {list(array.shape)}, expected {list(expected)}",
-            )
-        if array.shape[0] < 1:
-            raise TensorShapeError("input batch is empty")
-        if self.fixed_batch is not None and array.shape[0] != self.fixed_batch:
-            raise TensorShapeError(f"this model takes batches of exactly {self.fixed_batch}")
-        for got, want in zip(array.shape[1:], self.sample_shape, strict=True):
-            if want is not None and got != want:
-                raise TensorShapeError(
-                    f"input has shape {list(array.shape)}, expected {list(expected)}",
-                )
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Synchronous inference; call it from a worker thread."""
-        (result,) = self.session.run([self.output_name], {self.input_name: batch})
-        return np.asarray(result, dtype=np.float32)
-
-    def warm_up(self) -> None:
-        """One inference on zeros, so the first real request does not pay for lazy init."""
-        sample = tuple(d if d is not None else 1 for d in self.sample_shape)
-        self.run(np.zeros((self.fixed_batch or 1, *sample), dtype=np.float32))
 
 
 @dataclass

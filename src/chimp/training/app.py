@@ -19,6 +19,7 @@ from chimp.training.config import TrainingSettings
 from chimp.training.dependencies import TrainingState
 from chimp.training.jobs import deserialize_job, serialize_job
 from chimp.training.plugins.discovery import PluginCatalog, discover_plugins
+from chimp.training.records import ModelRecords
 from chimp.training.review import ReviewQueue
 from chimp.training.routes import datasets, loop, models, plugins, tasks, users
 from chimp.training.task_store import TaskStore
@@ -57,6 +58,9 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
             catalog=catalog or discover_plugins(settings.training.plugin_dir),
             users=users,
             review=ReviewQueue(redis, users, datastore, registry, settings.training),
+            records=ModelRecords(
+                settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment
+            ),
         )
         try:
             yield

@@ -3,7 +3,8 @@
     chimp-train serve | worker
     chimp-train plugins
     chimp-train datasets list | upload NAME FILE.zip [--overwrite] | delete NAME
-    chimp-train run PLUGIN --arg k=v ... --dataset key=name ... [--user ID] [--promote]
+    chimp-train run PLUGIN --arg k=v ... --dataset key=name ... [--user ID] [--no-promote]
+    chimp-train models rollback NAME
 
 Client commands talk HTTP to ``--url`` (default: this machine's training API) and send
 ``CHIMP_AUTH__TOKEN`` as the bearer token. ``run`` follows the task with a progress bar and
@@ -141,6 +142,9 @@ def cmd_run(args: argparse.Namespace, settings: TrainingSettings) -> int:
             return EXIT_CANCELLED
     if final.status is TaskStatus.SUCCEEDED:
         print(json.dumps(final.result, indent=2))
+        decision = (final.result or {}).get("decision")
+        if isinstance(decision, dict):  # the evaluation gate's verdict, last so it is seen
+            print(f"gate: {decision.get('verdict')}: {decision.get('reason')}", file=sys.stderr)
         return EXIT_OK
     if final.status is TaskStatus.CANCELLED:
         print("task cancelled", file=sys.stderr)
@@ -180,6 +184,13 @@ def cmd_datasets(args: argparse.Namespace, settings: TrainingSettings) -> int:
         else:
             _check(client.delete(f"/datasets/{args.name}"))
             print(f"deleted {args.name}")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace, settings: TrainingSettings) -> int:
+    with _client(args, settings) as client:
+        moved = _check(client.post(f"/models/{args.name}/rollback"))
+    print(f"{args.name}: production {moved['previous']} -> {moved['version']}")
     return EXIT_OK
 
 
@@ -240,9 +251,24 @@ def build_parser(settings: TrainingSettings) -> argparse.ArgumentParser:
     run.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--dataset", action="append", default=[], metavar="KEY=NAME")
     run.add_argument("--user", help="calibrate for this user (alias user-<id>)")
-    run.add_argument("--promote", action="store_true", help="make the new version production")
+    run.add_argument(
+        "--no-promote",
+        dest="promote",
+        action="store_false",
+        help="never replace production (by default the new version is promoted if it passes "
+        "the evaluation gate)",
+    )
+    run.add_argument("--promote", action="store_true", help=argparse.SUPPRESS)  # the default
     run.add_argument("--no-follow", action="store_true", help="print the task id and return")
     run.set_defaults(handler=cmd_run)
+
+    models = sub.add_parser("models", help="manage registered models")
+    model_actions = models.add_subparsers(dest="action", required=True)
+    rollback = model_actions.add_parser(
+        "rollback", help="move production back to the previous champion"
+    )
+    rollback.add_argument("name")
+    models.set_defaults(handler=cmd_models)
     return parser
 
 

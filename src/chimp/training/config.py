@@ -28,6 +28,12 @@ class TrainingConfig(Section):
     task_ttl_s: int = Field(
         default=30 * 24 * 3600, gt=0, description="How long finished task records are kept."
     )
+    alias_check_interval_s: int = Field(
+        default=20,
+        ge=1,
+        le=60,
+        description="How often the worker looks for alias moves made outside CHIMP (MLflow UI).",
+    )
     tmp_dir: Path | None = Field(
         default=None, description="Where per-task temp folders go; defaults to the system temp."
     )

@@ -3,7 +3,8 @@
 A task has one MLflow run. The runner opens it when the task starts (plugins that make no model
 open it on first use), so params and per-epoch metrics show in the MLflow UI while the model
 trains. ``store_model`` only stages: :meth:`RegistryConnector.commit` registers the staged model
-from the task's run after the plugin returned successfully, then applies the promotion rules.
+from the task's run after the plugin returned successfully. Aliases move afterwards, in the
+worker, through the evaluation gate (:mod:`chimp.training.task_gate`).
 A plugin that fails or is cancelled ends its run FAILED or KILLED and creates no version.
 """
 
@@ -19,7 +20,6 @@ from chimp.shared.errors import NotFoundError
 from chimp.shared.registry import ModelRegistry, RunStatus
 from chimp.shared.schemas.models import ModelMetadata, ModelVersionInfo
 from chimp.training.plugins.base import ProductionModel
-from chimp.training.promotion import aliases_for_new_version
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ class RegistryConnector:
     registry_factory: Callable[[], ModelRegistry]
     download_dir: Path
     user_id: str | None = None
-    promote: bool = False
     run_name: str | None = None
     run_tags: dict[str, str] = field(default_factory=dict)
     run_params: dict[str, Any] = field(default_factory=dict)  # logged when the run opens
@@ -134,12 +133,6 @@ class RegistryConnector:
 
     # -- registering -----------------------------------------------------------------------
 
-    def _existing_aliases(self, name: str) -> dict[str, str]:
-        try:
-            return self.registry.aliases(name)
-        except NotFoundError:
-            return {}
-
     def _after_streaming(
         self, run_id: str, history: dict[str, list[float]], summary: dict[str, float]
     ) -> tuple[dict[str, list[float]], dict[str, float]]:
@@ -157,7 +150,7 @@ class RegistryConnector:
         )
 
     def commit(self) -> list[ModelVersionInfo]:
-        """Register every staged model and move its aliases; returns the final versions.
+        """Register every staged model (no alias moves); returns the new versions.
 
         The first model is registered from the task's run, next to the metrics it streamed. A
         run holds one ``model/`` folder, so any further model gets a run of its own.
@@ -168,7 +161,6 @@ class RegistryConnector:
             history, summary = model.metric_history, model.metrics
             if run_id is not None:
                 history, summary = self._after_streaming(run_id, history, summary)
-            existing = self._existing_aliases(model.name)
             info = self.registry.log_model_version(
                 model.name,
                 model.onnx_path,
@@ -180,11 +172,7 @@ class RegistryConnector:
                 artifacts=model.artifacts,
                 tags={**self.run_tags, **model.tags},
             )
-            for alias in aliases_for_new_version(
-                existing, user_id=self.user_id, promote=self.promote
-            ):
-                self.registry.set_alias(model.name, alias, info.version)
-                logger.info("alias %s of %s -> version %s", alias, model.name, info.version)
-            versions.append(self.registry.get_version(model.name, info.version))
+            logger.info("registered %s version %s", model.name, info.version)
+            versions.append(info)
         self.staged.clear()
         return versions

@@ -29,7 +29,9 @@ from chimp.training.config import TrainingSettings
 from chimp.training.personal import add_corrections, personal_datasets
 from chimp.training.plugins.discovery import PluginCatalog
 from chimp.training.protocol import ChildSpec
+from chimp.training.records import ModelRecords
 from chimp.training.supervisor import ChildLimits, ChildOutcome, run_child
+from chimp.training.task_gate import TaskVersions, promote_task_versions
 from chimp.training.task_store import TaskStore, utcnow
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class TrainingJob(StrictModel):
     arguments: dict[str, Any]
     datasets: dict[str, str]
     user_id: str | None = None
-    promote: bool = False
+    promote: bool = True
     # Set by the continual loop: the first dataset is trained on together with every user's
     # corrections (feedback-<user> datasets).
     with_corrections: bool = False
@@ -127,6 +129,8 @@ class WorkerState:
     store: TaskStore
     datastore: Datastore
     catalog: PluginCatalog
+    registry: ModelRegistry
+    records: ModelRecords
 
 
 class WorkerContext(TypedDict, total=False):
@@ -236,6 +240,8 @@ async def run_training_task(ctx: WorkerContext, payload: dict[str, Any]) -> str:
             on_progress=lambda f, m: store.set_progress(job.task_id, f, m),
             is_cancelled=lambda: store.is_cancelled(job.task_id),
         )
+        if outcome.status is TaskStatus.SUCCEEDED and outcome.result:
+            outcome = await _promote(state, job, datasets, tmp, outcome)
     except asyncio.CancelledError:
         await asyncio.shield(_fail(store, job.task_id, "the worker stopped while the task ran"))
         raise
@@ -244,6 +250,45 @@ async def run_training_task(ctx: WorkerContext, payload: dict[str, Any]) -> str:
     if outcome.run_id is not None and outcome.status is not TaskStatus.SUCCEEDED:
         await _end_run(state.settings, outcome.run_id, outcome.status)
     return await _record(store, job.task_id, outcome)
+
+
+async def _promote(
+    state: WorkerState,
+    job: TrainingJob,
+    datasets: dict[str, Path],
+    tmp: Path,
+    outcome: ChildOutcome,
+) -> ChildOutcome:
+    """Put the task's new versions through the gate (calibrations: their user alias only)."""
+    assert outcome.result is not None
+    task = TaskVersions(
+        task_id=job.task_id,
+        plugin=job.plugin,
+        user_id=job.user_id,
+        promote=job.promote,
+        datasets=datasets,
+        dataset_names=job.datasets,
+        forgetting_bound=state.settings.training.forgetting_bound,
+    )
+    try:
+        result = await promote_task_versions(
+            state.registry,
+            state.records,
+            state.datastore,
+            state.catalog,
+            task,
+            outcome.result,
+            tmp,
+            lambda f, m: state.store.set_progress(job.task_id, f, m),
+        )
+    except ChimpError as exc:
+        error = f"the version was registered but the evaluation gate failed: {exc.message}"
+        return ChildOutcome(TaskStatus.FAILED, error=error, run_id=outcome.run_id)
+    except Exception as exc:
+        logger.exception("evaluation gate of task %s failed", job.task_id)
+        error = f"the version was registered but the evaluation gate failed: {exc!r}"
+        return ChildOutcome(TaskStatus.FAILED, error=error, run_id=outcome.run_id)
+    return ChildOutcome(outcome.status, result=result, run_id=outcome.run_id)
 
 
 async def _end_run(settings: TrainingSettings, run_id: str, status: TaskStatus) -> None:

@@ -45,7 +45,7 @@ class PersonalData:
     labels: dict[str, int] = field(default_factory=dict)
 
 
-def _label_files(root: Path) -> list[tuple[str, Path]]:
+def label_files(root: Path) -> list[tuple[str, Path]]:
     """``(label, file)`` of every image under ``train/<label>/`` (or top-level ``<label>/``)."""
     base = root / "train" if (root / "train").is_dir() else root
     found = []
@@ -124,7 +124,7 @@ async def assemble(
         except NotFoundError:
             continue  # deleted meanwhile
         data.datasets.append(name)
-        data.user_images += _place(_label_files(folder), train, f"{USER_PREFIX}{name}-", wanted)
+        data.user_images += _place(label_files(folder), train, f"{USER_PREFIX}{name}-", wanted)
     source = production.metadata.dataset if production and production.metadata else None
     if replay_images > 0 and source and source not in names:
         try:
@@ -132,11 +132,11 @@ async def assemble(
             paths = replay_paths([e.path for e in manifest.entries], labels, replay_images, seed)
             if paths:
                 folder = await datastore.download_files(source, paths, work / "replay")
-                data.replay_images = _place(_label_files(folder), train, REPLAY_PREFIX, wanted)
+                data.replay_images = _place(label_files(folder), train, REPLAY_PREFIX, wanted)
                 data.replay_source = source
         except ChimpError as exc:
             logger.warning("no replay images from %s: %s", source, exc.message)
-    for label, _ in _label_files(root):
+    for label, _ in label_files(root):
         data.labels[label] = data.labels.get(label, 0) + 1
     logger.info(
         "personal data for %s: %d own images from %s, %d replay images from %s",
@@ -204,6 +204,6 @@ async def add_corrections(datastore: Datastore, dataset_root: Path, work: Path) 
             await datastore.download_dataset(info.name, folder)
         except NotFoundError:
             continue
-        added += _place(_label_files(folder), base, f"{info.name}-", labels)
+        added += _place(label_files(folder), base, f"{info.name}-", labels)
     logger.info("added %d corrections to %s", added, dataset_root)
     return added

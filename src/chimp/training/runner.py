@@ -60,7 +60,6 @@ def run_task(spec: ChildSpec, channel: Channel, cancelled: threading.Event) -> i
         registry_factory=lambda: ModelRegistry(spec.tracking_uri, experiment=spec.experiment),
         download_dir=spec.tmp_dir / "models",
         user_id=spec.user_id,
-        promote=spec.promote,
         run_name=f"{spec.plugin}-{spec.task_id[:8]}",
         run_tags={"chimp.task_id": spec.task_id, "chimp.plugin": spec.plugin}
         | ({"chimp.user_id": spec.user_id} if spec.user_id else {}),

@@ -22,6 +22,9 @@ class PluginDetail(PluginInfo):
 
 class AliasUpdate(StrictModel):
     version: str = Field(pattern=r"^[1-9][0-9]{0,9}$", description="The version to point at.")
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why, for the history (optional)."
+    )
 
 
 class ArtifactEntry(BaseModel):

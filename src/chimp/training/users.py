@@ -8,7 +8,9 @@ with the ``user-<id>`` alias, task records naming them, and their Redis keys.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
+import anyio.to_thread
 import redis.asyncio as aioredis
 
 from chimp.shared.datastore import Datastore
@@ -22,6 +24,8 @@ from chimp.training.feedback import (
     feedback_dataset,
     is_calibration_of,
 )
+from chimp.training.history import remove_alias
+from chimp.training.records import ModelRecords
 from chimp.training.task_store import TaskStore
 from chimp.training.user_store import UserStore
 
@@ -93,7 +97,10 @@ async def delete_user(
     users: UserStore,
     store: TaskStore,
     client: aioredis.Redis,
+    records: ModelRecords,
     user_id: str,
+    *,
+    actor: str = "token",
 ) -> UserDeletion:
     """Remove everything kept about ``user_id``; safe to repeat (a second call removes nothing).
 
@@ -102,6 +109,19 @@ async def delete_user(
     check_user_id(user_id)
     versions = await registry.user_versions(user_id)
     for version in versions:
+        for alias in version.aliases:
+            # Recorded like any other move; serving answers the user with production now.
+            await anyio.to_thread.run_sync(
+                partial(
+                    remove_alias,
+                    registry.sync,
+                    records,
+                    version.name,
+                    alias,
+                    actor=actor,
+                    reason=f"the data of user {user_id} was deleted",
+                )
+            )
         await registry.delete_version(version.name, version.version)
     names = await calibration_datasets(datastore, user_id)
     names.append(feedback_dataset(user_id))

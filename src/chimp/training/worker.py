@@ -19,6 +19,7 @@ from arq.worker import Function, Worker, func
 from chimp.shared.datastore import open_datastore
 from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
 from chimp.training.config import TrainingSettings
+from chimp.training.external import record_all_external_moves
 from chimp.training.jobs import (
     JOB_FUNCTION,
     WorkerContext,
@@ -29,6 +30,7 @@ from chimp.training.jobs import (
 )
 from chimp.training.loop import LoopDeps, run_loop, summary
 from chimp.training.plugins.discovery import discover_plugins
+from chimp.training.records import ModelRecords
 from chimp.training.task_store import TaskStore
 from chimp.training.user_store import UserStore
 
@@ -47,15 +49,26 @@ async def startup(ctx: WorkerContext) -> None:
     datastore = open_datastore(settings)
     await datastore.open()
     catalog = discover_plugins(settings.training.plugin_dir)
+    mlflow = settings.mlflow
+    # Building MLflow's clients is blocking work: off the event loop.
+    registry = await asyncio.to_thread(
+        ModelRegistry, mlflow.tracking_uri, experiment=mlflow.experiment
+    )
+    records = await asyncio.to_thread(
+        ModelRecords, mlflow.tracking_uri, experiment=mlflow.experiment
+    )
     for source, error in catalog.errors.items():
         logger.warning("plugin %s not loaded: %s", source, error)
     store = TaskStore(
         ctx["redis"], settings.training.key_prefix, ttl_s=settings.training.task_ttl_s
     )
-    ctx["state"] = WorkerState(settings=settings, store=store, datastore=datastore, catalog=catalog)
-    # Building MLflow's client is blocking work: off the event loop.
-    registry = await asyncio.to_thread(
-        ModelRegistry, settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment
+    ctx["state"] = WorkerState(
+        settings=settings,
+        store=store,
+        datastore=datastore,
+        catalog=catalog,
+        registry=registry,
+        records=records,
     )
     ctx["loop"] = LoopDeps(
         settings=settings,
@@ -77,6 +90,22 @@ async def shutdown(ctx: WorkerContext) -> None:
     state = ctx.get("state")
     if state is not None:
         await state.datastore.close()
+
+
+async def detect_external_moves(ctx: WorkerContext) -> int:
+    """arq cron: record alias moves made outside CHIMP (see chimp.training.external)."""
+    state = ctx["state"]
+    try:
+        return await asyncio.to_thread(record_all_external_moves, state.registry, state.records)
+    except Exception:
+        logger.warning("could not check for alias moves made outside CHIMP", exc_info=True)
+        return 0
+
+
+def external_moves_cron(every_s: int = 20) -> CronJob:
+    # Every 20 s by default: a move made in the MLflow UI is in the history within a minute.
+    seconds = set(range(0, 60, every_s))
+    return cron(detect_external_moves, name="detect_external_moves", second=seconds)  # type: ignore[arg-type]
 
 
 def job_function(settings: TrainingSettings) -> Function:
@@ -120,7 +149,10 @@ def loop_cron(settings: TrainingSettings) -> CronJob:
 def create_worker(settings: TrainingSettings, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "functions": [job_function(settings)],
-        "cron_jobs": [loop_cron(settings)],
+        "cron_jobs": [
+            external_moves_cron(settings.training.alias_check_interval_s),
+            loop_cron(settings),
+        ],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.training.queue_name,
         "on_startup": startup,
@@ -142,7 +174,8 @@ class WorkerSettings:
 
     functions: ClassVar[list[Any]] = [func(run_training_task, name=JOB_FUNCTION, max_tries=1)]  # type: ignore[arg-type]
     cron_jobs: ClassVar[list[CronJob]] = [
-        cron(continual_loop, name=LOOP_FUNCTION, second=0, unique=True, timeout=LOOP_TIMEOUT_S)  # type: ignore[arg-type]
+        external_moves_cron(),
+        cron(continual_loop, name=LOOP_FUNCTION, second=0, unique=True, timeout=LOOP_TIMEOUT_S),  # type: ignore[arg-type]
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -12,11 +12,9 @@ from fastapi import APIRouter, Request, Response
 
 from chimp.frontend.clients import passthrough, upstream_path
 from chimp.frontend.dependencies import BackendsDep, ConfigDep, SettingsDep, UserIdDep
-from chimp.frontend.promotion import rollback_production
 from chimp.frontend.schemas import (
     AliasRequest,
     CalibrationRequest,
-    RollbackResult,
     RunRequest,
     SessionInfo,
 )
@@ -190,10 +188,21 @@ async def list_versions(name: str, backends: BackendsDep) -> Response:
     return passthrough("training", response)
 
 
+def _as(user_id: str) -> dict[str, str]:
+    """Training records who moved an alias: the signed-in user, not just "the web app"."""
+    return {"x-chimp-actor": user_id}
+
+
 @router.post("/models/{name}/aliases/{alias}", operation_id="set_model_alias", responses=_UPSTREAM)
-async def set_alias(name: str, alias: str, body: AliasRequest, backends: BackendsDep) -> Response:
+async def set_alias(
+    name: str, alias: str, body: AliasRequest, backends: BackendsDep, user_id: UserIdDep
+) -> Response:
+    """Force an alias onto a version (training records it as forced, with the user)."""
     response = await backends.training.request(
-        "POST", upstream_path("models", name, "aliases", alias), json=body.model_dump()
+        "POST",
+        upstream_path("models", name, "aliases", alias),
+        json=body.model_dump(exclude_none=True),
+        headers=_as(user_id),
     )
     return passthrough("training", response)
 
@@ -201,13 +210,30 @@ async def set_alias(name: str, alias: str, body: AliasRequest, backends: Backend
 @router.post(
     "/models/{name}/rollback",
     operation_id="rollback_model",
-    responses=error_responses(
-        BadRequestError, ConflictError, DependencyUnavailableError, NotFoundError
-    ),
+    responses={**_UPSTREAM, **error_responses(ConflictError)},
 )
-async def rollback(name: str, backends: BackendsDep) -> RollbackResult:
-    """Point ``production`` back at the shared version before the current one."""
-    return await rollback_production(backends.training, name)
+async def rollback(name: str, backends: BackendsDep, user_id: UserIdDep) -> Response:
+    """Move ``production`` back to the previous champion (training follows its history)."""
+    response = await backends.training.request(
+        "POST", upstream_path("models", name, "rollback"), headers=_as(user_id)
+    )
+    return passthrough("training", response)
+
+
+@router.get("/models/{name}/history", operation_id="get_model_history", responses=_UPSTREAM)
+async def get_history(name: str, request: Request, backends: BackendsDep) -> Response:
+    """Every alias move of the model, newest first (paged like training's)."""
+    response = await backends.training.request(
+        "GET", upstream_path("models", name, "history"), params=dict(request.query_params)
+    )
+    return passthrough("training", response)
+
+
+@router.get("/models/{name}/policy", operation_id="get_model_policy", responses=_UPSTREAM)
+async def get_policy(name: str, backends: BackendsDep) -> Response:
+    """How a new version earns production, with a sentence the training page shows."""
+    response = await backends.training.request("GET", upstream_path("models", name, "policy"))
+    return passthrough("training", response)
 
 
 @router.get(

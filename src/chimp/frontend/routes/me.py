@@ -44,7 +44,9 @@ async def get_me(backends: BackendsDep, user_id: UserIdDep) -> Response:
 @router.delete("", operation_id="delete_my_data", responses=_UPSTREAM)
 async def delete_me(backends: BackendsDep, user_id: UserIdDep) -> Response:
     """Delete your calibration frames, corrections and personal models."""
-    response = await backends.training.request("DELETE", upstream_path("users", user_id))
+    response = await backends.training.request(
+        "DELETE", upstream_path("users", user_id), headers={"x-chimp-actor": user_id}
+    )
     return passthrough("training", response)
 
 

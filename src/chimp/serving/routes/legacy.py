@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import APIRouter, Query
 
 from chimp.serving.dependencies import ManagerDep, StateDep
-from chimp.serving.image_pipeline import scores_from_outputs, top_label
+from chimp.serving.image_pipeline import top_label
 from chimp.serving.inference import TensorShapeError
 from chimp.serving.model_manager import Selector
 from chimp.serving.schemas import (
@@ -29,6 +29,7 @@ from chimp.shared.errors import (
     NotFoundError,
     error_responses,
 )
+from chimp.shared.onnx_model import scores_from_outputs
 
 _ERRORS = error_responses(BadRequestError, NotFoundError, DependencyUnavailableError)
 

@@ -22,7 +22,16 @@ from chimp.shared.registry.layout import (
     ArtifactFile,
     check_onnx_matches,
 )
-from chimp.shared.registry.names import PRODUCTION, STAGING, user_alias, validate_alias
+from chimp.shared.registry.names import (
+    PRODUCTION,
+    SHARED_ALIASES,
+    STAGING,
+    USER_ALIAS_PREFIX,
+    check_chimp_alias,
+    is_user_alias,
+    user_alias,
+    validate_alias,
+)
 from chimp.shared.registry.sync import ModelRegistry, RunStatus
 
 __all__ = [
@@ -30,16 +39,20 @@ __all__ = [
     "MODEL_DIR",
     "ONNX_FILE",
     "PRODUCTION",
+    "SHARED_ALIASES",
     "STAGING",
     "TAG_DATASET",
     "TAG_METADATA",
     "TAG_PLUGIN",
     "TAG_TASK",
+    "USER_ALIAS_PREFIX",
     "ArtifactFile",
     "AsyncModelRegistry",
     "ModelRegistry",
     "RunStatus",
+    "check_chimp_alias",
     "check_onnx_matches",
+    "is_user_alias",
     "user_alias",
     "validate_alias",
 ]

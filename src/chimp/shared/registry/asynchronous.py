@@ -73,6 +73,7 @@ class AsyncModelRegistry:
     resolve = _InThread(ModelRegistry.resolve)
     set_alias = _InThread(ModelRegistry.set_alias)
     delete_alias = _InThread(ModelRegistry.delete_alias)
+    set_version_tags = _InThread(ModelRegistry.set_version_tags)
     aliases = _InThread(ModelRegistry.aliases)
     list_models = _InThread(ModelRegistry.list_models)
     list_versions = _InThread(ModelRegistry.list_versions)

@@ -28,8 +28,9 @@ TAG_METADATA = "chimp.metadata"
 TAG_TASK = "chimp.task"
 TAG_DATASET = "chimp.dataset"
 TAG_PLUGIN = "chimp.plugin"
-TAG_USER_ID = "chimp.user_id"  # on runs and versions trained for one user
 TAG_BASE_VERSION = "chimp.base_version"  # the production version a personal model started from
+TAG_USER = "chimp.user_id"  # a personal (calibration) version: whose
+TAG_DECISION = "chimp.decision"  # the evaluation gate's Decision, as JSON
 
 
 class ArtifactFile(BaseModel):

@@ -11,6 +11,8 @@ from chimp.shared.errors import BadRequestError
 
 PRODUCTION = "production"
 STAGING = "staging"
+USER_ALIAS_PREFIX = "user-"
+SHARED_ALIASES = (PRODUCTION, STAGING)
 
 # MLflow's own rules (mlflow.utils.validation) narrowed to ASCII: aliases are ``[\w-]``, and
 # ``latest`` / ``v<digits>`` are reserved for version references.
@@ -28,6 +30,23 @@ def user_alias(user_id: str) -> str:
     if not _USER_ID_RE.fullmatch(cleaned):
         raise BadRequestError(f"invalid user id {user_id!r}: use 1-64 letters, digits, '-' or '_'")
     return f"user-{cleaned}"
+
+
+def is_user_alias(alias: str) -> bool:
+    """True for ``user-<id>``: a personal alias, serving one user only."""
+    return alias.startswith(USER_ALIAS_PREFIX) and bool(
+        _USER_ID_RE.fullmatch(alias[len(USER_ALIAS_PREFIX) :])
+    )
+
+
+def check_chimp_alias(alias: str) -> str:
+    """Only the aliases CHIMP gives meaning to: ``production``, ``staging``, ``user-<id>``."""
+    if alias in SHARED_ALIASES or is_user_alias(alias):
+        return alias
+    raise BadRequestError(
+        f"unknown alias '{alias}': use 'production', 'staging' or 'user-<id>'",
+        detail={"alias": alias},
+    )
 
 
 def validate_alias(alias: str) -> str:

@@ -26,8 +26,9 @@ from chimp.shared.registry.layout import (
     METADATA_FILE,
     MODEL_DIR,
     ONNX_FILE,
+    TAG_DECISION,
     TAG_METADATA,
-    TAG_USER_ID,
+    TAG_USER,
     ArtifactFile,
     check_onnx_matches,
     metadata_tags,
@@ -41,6 +42,7 @@ from chimp.shared.registry.names import (
     validate_alias,
 )
 from chimp.shared.registry.runs import RunStatus, RunTracker, now_ms
+from chimp.shared.schemas.continual import Decision
 from chimp.shared.schemas.models import ModelMetadata, ModelVersionInfo, RegisteredModelInfo
 
 __all__ = ["ModelRegistry", "RunStatus"]
@@ -161,6 +163,13 @@ class ModelRegistry(RunTracker):
     def _version_info(self, mv: ModelVersion, aliases: list[str]) -> ModelVersionInfo:
         tags = dict(mv.tags or {})
         raw = tags.pop(TAG_METADATA, None)
+        decision: Decision | None = None
+        raw_decision = tags.pop(TAG_DECISION, None)
+        if raw_decision is not None:
+            try:
+                decision = Decision.model_validate_json(raw_decision)
+            except ValidationError:
+                decision = None
         metadata: ModelMetadata | None = None
         if raw is not None:
             try:
@@ -183,6 +192,8 @@ class ModelRegistry(RunTracker):
             metrics=metrics,
             tags=tags,
             created_at=_ms_to_datetime(mv.creation_timestamp),
+            user_id=tags.get(TAG_USER) or None,
+            decision=decision,
         )
 
     def _aliases_of(self, name: str) -> dict[str, str]:
@@ -235,6 +246,14 @@ class ModelRegistry(RunTracker):
         validate_alias(alias)
         self._model_version(name, version)  # a clear NotFoundError for an unknown model/version
         self._client.set_registered_model_alias(name, alias, version)
+
+    @mlflow_call
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        """Add or overwrite tags on a model version (e.g. the gate's decision)."""
+        check_model_name(name)
+        self._model_version(name, version)
+        for key, value in tags.items():
+            self._client.set_model_version_tag(name, version, key, value)
 
     @mlflow_call
     def delete_alias(self, name: str, alias: str) -> None:
@@ -351,7 +370,7 @@ class ModelRegistry(RunTracker):
     def user_versions(self, user_id: str) -> list[ModelVersionInfo]:
         """Every version trained for ``user_id`` (runs tagged ``chimp.user_id``), any model."""
         user_alias(user_id)  # the same id rule as the alias; also keeps quotes out of the filter
-        found = self._client.search_model_versions(f"tags.`{TAG_USER_ID}` = '{user_id}'")
+        found = self._client.search_model_versions(f"tags.`{TAG_USER}` = '{user_id}'")
         out: list[ModelVersionInfo] = []
         aliases: dict[str, dict[str, str]] = {}
         for mv in sorted(found, key=lambda mv: (mv.name, int(mv.version))):

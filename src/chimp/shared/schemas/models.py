@@ -11,7 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from chimp.shared.schemas.continual import Decision
+
 TaskKind = Literal["face-classification", "image-classification"]
+
+# The emotion labels of CHIMP's demo (the emotion plugin's output order); the web app's
+# calibration records them.
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
 class InputSpec(BaseModel):
@@ -56,6 +62,12 @@ class ModelVersionInfo(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     created_at: datetime | None = None
+    user_id: str | None = Field(
+        default=None, description="Set for a personal (calibration) version: whose it is."
+    )
+    decision: Decision | None = Field(
+        default=None, description="The evaluation gate's decision on this version, if any."
+    )
 
 
 class RegisteredModelInfo(BaseModel):

@@ -38,6 +38,11 @@ class PluginInfo(BaseModel):
     arguments: list[PluginArgument] = Field(default_factory=list)
     datasets: list[PluginDataset] = Field(default_factory=list)
     model_return_type: str | None = None
+    comparable_models: bool = Field(
+        default=True,
+        description="False: its models cannot be scored against each other, so the evaluation "
+        "gate never promotes them (promote by hand).",
+    )
 
     def arguments_model(self) -> type[BaseModel]:
         """A pydantic model whose fields are this plugin's arguments, with types enforced."""

@@ -32,7 +32,9 @@ class TaskRunRequest(StrictModel):
         default=None, description="Set for a per-user calibration run (alias user-<id>)."
     )
     promote: bool = Field(
-        default=False, description="Ask for the new version to become production."
+        default=True,
+        description="Promote the new version to production if the evaluation gate passes "
+        "(false: it never replaces production, whatever the gate says).",
     )
 
 

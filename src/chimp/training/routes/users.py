@@ -33,7 +33,7 @@ from chimp.shared.schemas.users import (
     UserInfo,
     UserSettingsUpdate,
 )
-from chimp.training.dependencies import StateDep
+from chimp.training.dependencies import ActorDep, StateDep
 from chimp.training.dependencies import TrainingState as State
 from chimp.training.feedback import (
     check_user_id,
@@ -156,10 +156,17 @@ def router(guard: Sequence[Depends]) -> APIRouter:
         )
 
     @api.delete("/{user_id}", operation_id="delete_user", responses=_ERRORS)
-    async def remove_user(user_id: str, state: StateDep) -> UserDeletion:
+    async def remove_user(user_id: str, state: StateDep, actor: ActorDep) -> UserDeletion:
         """Delete the user's calibration data, corrections, personal models and Redis state."""
         return await delete_user(
-            state.datastore, state.registry, state.users, state.store, state.redis, user_id
+            state.datastore,
+            state.registry,
+            state.users,
+            state.store,
+            state.redis,
+            state.records,
+            user_id,
+            actor=actor,
         )
 
     @api.put("/{user_id}/settings", operation_id="update_user_settings", responses=_ERRORS)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chimp.shared.schemas import models
 from chimp.shared.schemas.models import InputSpec
 from chimp.shared.schemas.plugins import PluginArgument, PluginDataset, PluginInfo
 from chimp.training.plugins.base import BasePlugin, PluginContext
 
-EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+EMOTIONS = list(models.EMOTIONS)
 
 
 class EmotionRecognitionPlugin(BasePlugin):

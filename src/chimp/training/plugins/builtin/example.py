@@ -49,6 +49,7 @@ class ExamplePlugin(BasePlugin):
         ],
         datasets=[PluginDataset(name="data", optional=True, description="Any dataset.")],
         model_return_type=None,
+        comparable_models=False,
     )
 
     def run(self, context: PluginContext) -> Mapping[str, Any]:

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from chimp.shared.preprocessing import UInt8Image, preprocess_batch
 from chimp.shared.schemas.models import InputSpec
 from chimp.shared.vision import FaceDetector, largest_face_or_center, read_image
+from chimp.training.splits import image_hash, is_held_out
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -35,6 +36,7 @@ class DatasetError(ValueError):
 class Split:
     images: npt.NDArray[np.float32]  # (N, C, H, W)
     targets: npt.NDArray[np.int64]  # (N,)
+    hashes: list[str] | None = None  # content hash of each image (chimp.training.splits)
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -51,7 +53,7 @@ class LabelledData:
 Progress = Callable[[float, str], None]
 
 
-def _dataset_root(root: Path) -> Path:
+def dataset_root(root: Path) -> Path:
     """Skip wrapper folders a zip tool added (``my-dataset/train/...``)."""
     current = root
     for _ in range(3):
@@ -66,7 +68,7 @@ def _dataset_root(root: Path) -> Path:
     return current
 
 
-def _label_folders(split_dir: Path) -> dict[str, list[Path]]:
+def label_folders(split_dir: Path) -> dict[str, list[Path]]:
     folders: dict[str, list[Path]] = {}
     for folder in sorted(p for p in split_dir.iterdir() if p.is_dir()):
         if folder.name.startswith((".", "__")):
@@ -84,10 +86,12 @@ def _load_images(
     detector: FaceDetector | None,
     progress: Progress,
     what: str,
+    hashes: list[str],
 ) -> npt.NDArray[np.float32]:
     images: list[UInt8Image] = []
     for index, path in enumerate(files):
         image = read_image(path)
+        hashes.append(image_hash(image))
         # Whole frames (calibration shots from a webcam) are cut down to the face first, the
         # way serving crops faces before classifying them.
         if detector is not None and min(image.shape[:2]) >= 2 * spec.height:
@@ -111,9 +115,11 @@ def _split_from_folders(
     for name, paths in folders.items():
         files += paths
         targets += [labels.index(name)] * len(paths)
+    hashes: list[str] = []
     return Split(
-        images=_load_images(files, spec, detector, progress, what),
+        images=_load_images(files, spec, detector, progress, what, hashes),
         targets=np.asarray(targets, dtype=np.int64),
+        hashes=hashes,
     )
 
 
@@ -126,13 +132,13 @@ def load_folders(
     progress: Progress,
 ) -> LabelledData:
     """``labels=None`` takes the label set from the train folder names (sorted)."""
-    root = _dataset_root(root)
+    root = dataset_root(root)
     train_dir = root / "train" if (root / "train").is_dir() else root
     test_dir = root / "test" if (root / "test").is_dir() else None
-    train_folders = _label_folders(train_dir)
+    train_folders = label_folders(train_dir)
     if not train_folders:
         raise DatasetError("no label folders found: expected train/<label>/*.png|jpg")
-    test_folders = _label_folders(test_dir) if test_dir is not None else {}
+    test_folders = label_folders(test_dir) if test_dir is not None else {}
     if labels is None:
         labels = sorted(train_folders)
     unknown = sorted((set(train_folders) | set(test_folders)) - set(labels))
@@ -200,4 +206,19 @@ def stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, Sp
     return (
         Split(data.images[~mask], data.targets[~mask]),
         Split(data.images[mask], data.targets[mask]),
+    )
+
+
+def hash_split(data: Split, fraction: float) -> tuple[Split, Split | None]:
+    """Hold out the images whose content hash falls below ``fraction`` (same in every run)."""
+    if data.hashes is None or fraction <= 0:
+        return data, None
+    mask = np.asarray([is_held_out(h, fraction) for h in data.hashes], dtype=bool)
+    if not mask.any() or mask.all():
+        return data, None
+    kept = [h for h, held in zip(data.hashes, mask, strict=True) if not held]
+    held = [h for h, held in zip(data.hashes, mask, strict=True) if held]
+    return (
+        Split(data.images[~mask], data.targets[~mask], kept),
+        Split(data.images[mask], data.targets[mask], held),
     )

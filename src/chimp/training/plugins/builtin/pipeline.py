@@ -24,10 +24,12 @@ from chimp.training.plugins.builtin.image_data import (
     LabelledData,
     Split,
     find_csv,
+    hash_split,
     load_fer2013_csv,
     load_folders,
     stratified_split,
 )
+from chimp.training.splits import DATASET_KEY_TAG, HOLDOUT_TAG, TEST_SPLIT, holdout_tag
 
 Mode = Literal["train", "calibrate"]
 
@@ -107,10 +109,18 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
     data = _load(context, config)
     labels = data.labels
     held_out: Split | None
+    holdout: str | None = None  # how the held-out images were chosen, for the evaluation gate
     if data.test is not None:
         train, held_out = data.train, data.test
+        holdout = TEST_SPLIT if data.source == "folders" else None
     else:
-        train, held_out = stratified_split(data.train, config.validation_split, config.fit.seed)
+        # By content hash: an image is held out in every run, so the gate knows what a
+        # model never trained on (chimp.training.splits). Too few images for that to hold
+        # any out: a seeded stratified split, which the gate cannot rebuild.
+        train, held_out = hash_split(data.train, config.validation_split)
+        holdout = holdout_tag(config.validation_split) if held_out is not None else None
+        if held_out is None:
+            train, held_out = stratified_split(data.train, config.validation_split, config.fit.seed)
     context.check_cancelled()
 
     model = classifier.CompactCNN(config.spec.channels, len(labels))
@@ -178,7 +188,9 @@ def run_pipeline(context: PluginContext, config: PipelineConfig) -> dict[str, An
         "onnx_max_abs_diff": max_diff,
         **reports.per_class_metrics(matrix, labels),
     }
-    tags: dict[str, str] = {"chimp.mode": config.mode}
+    tags: dict[str, str] = {"chimp.mode": config.mode, DATASET_KEY_TAG: config.dataset_key}
+    if holdout is not None:
+        tags[HOLDOUT_TAG] = holdout
     if base_version is not None:
         tags["chimp.base_version"] = base_version
     metadata = ModelMetadata(
