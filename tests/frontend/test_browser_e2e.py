@@ -50,6 +50,15 @@ def services(
             prefix=prefix,
             model_name=f"{prefix}-emotions",
         ) as running:
+            # Two epochs on 42 images may not beat chance by the gate's default margin; the
+            # story needs its first version in production, so this model has no floor.
+            policy = httpx.put(
+                f"{running.training_url}/models/{running.model_name}/policy",
+                json={"min_value": 0},
+                headers={"authorization": f"Bearer {running.token}"},
+                timeout=30,
+            )
+            assert policy.status_code == 200, policy.text
             yield running
     finally:
         client = redis.Redis.from_url(redis_url)
@@ -215,6 +224,14 @@ def test_promote_and_roll_back_on_the_models_page(
         "imgs => imgs.map(i => i.alt).sort()"
     )
     assert names == ["confusion_matrix.png", "training_curves.png"]
+    # The gate's verdict on v3 and its reason, as training recorded them.
+    decision = httpx.get(
+        f"{services.training_url}/models/{services.model_name}/versions/3", timeout=30
+    ).json()["decision"]
+    assert decision["verdict"] == "rejected"
+    v3 = page.locator(".version[data-version='3']")
+    expect(v3.locator(".decision")).to_have_attribute("data-verdict", "rejected")
+    expect(v3.locator(".decision .reason")).to_have_text(decision["reason"])
     page.screenshot(path=screenshot_path("e2e-models"), full_page=True)
     page.locator(".version[data-version='3']").get_by_role(
         "button", name="Promote to production"
@@ -223,4 +240,5 @@ def test_promote_and_roll_back_on_the_models_page(
     page.get_by_role("button", name="Roll back production").click()
     expect(page.locator("#banner")).to_contain_text("production: v3 → v1", timeout=30000)
     expect(production).to_have_attribute("data-version", "1", timeout=30000)
+    expect(page.locator(".timeline li").first).to_have_attribute("data-kind", "rollback")
     page.screenshot(path=screenshot_path("e2e-models-rolled-back"), full_page=True)

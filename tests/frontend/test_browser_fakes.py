@@ -140,32 +140,62 @@ def test_training_page_uploads_runs_and_lists_tasks(
     expect(page.locator("#upload-status")).to_contain_text("2 files", timeout=10000)
     expect(page.locator("#datasets tbody tr[data-name=faces]")).to_be_visible()
     page.fill("#arg-epochs", "2")
+    # The page says what the training service's gate will do with the new version.
+    expect(page.locator("#promote-rule")).to_contain_text("beats production by 0.01 accuracy")
+    page.get_by_label("Promote to production if it passes the evaluation gate").uncheck()
+    expect(page.locator("#promote-rule")).to_contain_text("production does not move")
     page.get_by_role("button", name="Run").click()
     expect(page.locator("#tasks tbody tr[data-status=succeeded]")).to_have_count(1, timeout=10000)
     page.screenshot(path=screenshot_path("fakes-training"), full_page=True)
     assert training_state.runs[0]["arguments"] == {"epochs": 2}
     assert training_state.runs[0]["datasets"] == {"train": "faces"}
+    assert training_state.runs[0]["promote"] is False
 
 
-def test_models_page_promotes_and_rolls_back(
+def test_models_page_shows_the_gates_reason_and_rolls_back(
     web: str, page: Page, training_state: TrainingState
 ) -> None:
-    training_state.versions = [version("1"), version("2", "production")]
+    reason = "accuracy 0.41 vs 0.73 on held-out data of version 2: 0.32 worse"
+    rejected = {
+        "model": "emotion-recognition", "verdict": "rejected", "reason": reason,
+        "candidate_version": "3", "baseline_version": "2",
+        "metrics": {"accuracy": {"metric": "accuracy", "candidate": 0.41, "baseline": 0.73}},
+        "evaluation": {"name": "held-out data of version 2", "content_hash": "ab" * 32,
+                       "images": 120},
+        "policy": {"metric": "accuracy", "min_value": None, "min_improvement": 0.01,
+                   "min_label_recall": None, "evaluation_dataset": None},
+        "thresholds": {"min_improvement": 0.01}, "task_id": "t", "at": "2026-11-30T06:00:00Z",
+    }  # fmt: skip
+    training_state.versions = [
+        version("1"),
+        version("2", "production"),
+        version("3", "staging", decision=rejected),
+        version("4", user="ann"),
+    ]
     page.goto(web + "/models")
-    v1 = page.locator(".version[data-version='1']")
-    expect(v1.locator("img")).to_be_visible(timeout=10000)
-    v1.get_by_role("button", name="Promote to production").click()
-    expect(page.locator("[data-alias=production]")).to_have_attribute(
-        "data-version", "1", timeout=10000
-    )
-    page.locator(".version[data-version='2']").get_by_role(
+    v3 = page.locator(".version[data-version='3']")
+    expect(v3.locator(".decision .reason")).to_have_text(reason, timeout=10000)
+    expect(v3.locator(".decision")).to_have_attribute("data-verdict", "rejected")
+    expect(v3.locator(".decision td").nth(1)).to_have_text("0.410")
+    expect(v3.locator(".decision td").nth(2)).to_have_text("0.730")
+    # A personal version is told apart and cannot be promoted in one click.
+    v4 = page.locator(".version[data-version='4']")
+    expect(v4).to_have_attribute("data-kind", "personal")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    v4.get_by_role("button", name="Force personal version into production…").click()
+    expect(page.locator("#banner")).to_contain_text("Nothing changed", timeout=10000)
+    assert training_state.history == []
+
+    page.locator(".version[data-version='1']").get_by_role(
         "button", name="Promote to production"
     ).click()
     expect(page.locator("[data-alias=production]")).to_have_attribute(
-        "data-version", "2", timeout=10000
+        "data-version", "1", timeout=10000
     )
+    expect(page.locator(".timeline li[data-kind=forced]")).to_have_count(1, timeout=10000)
     page.screenshot(path=screenshot_path("fakes-models"), full_page=True)
     page.get_by_role("button", name="Roll back production").click()
     expect(page.locator("[data-alias=production]")).to_have_attribute(
-        "data-version", "1", timeout=10000
+        "data-version", "2", timeout=10000
     )
+    expect(page.locator(".timeline li").first).to_have_attribute("data-kind", "rollback")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -219,6 +220,18 @@ async def test_cli_uploads_runs_calibration_and_reports_failure(
         async with httpx.AsyncClient(base_url=served_api) as client:
             versions = (await client.get(f"/models/{model_name}/versions")).json()
         assert versions[0]["aliases"] == ["user-ann"]
+
+        # A shared run ends with the evaluation gate's verdict and reason.
+        shared = await _cli(
+            "run", "emotion_recognition", "--arg", "epochs=1", "--arg", "batch_size=32",
+            "--dataset", "train=faces", url=served_api, cwd=tmp_path,
+        )  # fmt: skip
+        assert shared.returncode == 0, shared.stderr
+        assert re.search(r"gate: (first|rejected): ", shared.stderr), shared.stderr
+        # One champion at most: nothing to roll back to, said clearly.
+        rollback = await _cli("models", "rollback", model_name, url=served_api, cwd=tmp_path)
+        assert rollback.returncode == 3
+        assert "roll back" in rollback.stderr
 
         bad = await _cli("run", "emotion_recognition", "--arg", "epochs=many",
                          "--dataset", "train=faces", url=served_api, cwd=tmp_path)  # fmt: skip

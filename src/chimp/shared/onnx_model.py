@@ -109,7 +109,7 @@ def scores_from_outputs(outputs: np.ndarray, probabilities: bool) -> np.ndarray:
     return rows if probabilities else softmax(rows)
 
 
-def run_rows(model: OnnxModel, batch: np.ndarray, *, chunk: int = 256) -> np.ndarray:
+def run_rows(model: OnnxModel, batch: np.ndarray, *, chunk: int = 64) -> np.ndarray:
     """Outputs for any number of rows, in chunks (one by one on graphs fixed to batch 1)."""
     step = model.fixed_batch or chunk
     parts = [model.run(batch[i : i + step]) for i in range(0, batch.shape[0], step)]

@@ -57,10 +57,27 @@
         el("select", { name: d.name, class: "dataset-select", dataset: { optional: d.optional ? "1" : "" } },
           d.optional ? el("option", { value: "" }, "(none)") : null,
           datasets.map((x) => el("option", { value: x.name }, x.name))))));
-    const promote = el("label", { class: "check" },
-      el("input", { type: "checkbox", id: "promote", checked: true }),
-      "Promote to production if better than the current model");
-    form.replaceChildren(argsBox, dsBox, promote, el("button", { class: "primary", id: "run-button" }, "Run"));
+    const rule = el("p", { class: "muted", id: "promote-rule" }, "");
+    const box = el("input", { type: "checkbox", id: "promote", checked: true, onchange: () => explainGate(rule) });
+    const promote = el("label", { class: "check" }, box,
+      "Promote to production if it passes the evaluation gate");
+    form.replaceChildren(argsBox, dsBox, promote, rule, el("button", { class: "primary", id: "run-button" }, "Run"));
+    explainGate(rule);
+  }
+
+  /** Say exactly what will happen to the new version (the training service's policy). */
+  async function explainGate(rule) {
+    if (!document.getElementById("promote").checked) {
+      rule.textContent = "The new version goes to staging with the gate's verdict; production does not move.";
+      return;
+    }
+    try {
+      const { model_name: model } = await chimp.session();
+      const policy = await api(`models/${encodeURIComponent(model)}/policy`);
+      rule.textContent = policy.summary;
+    } catch (_) {
+      rule.textContent = "The new version is evaluated against production and promoted only if it is better.";
+    }
   }
 
   async function runPlugin(event) {
