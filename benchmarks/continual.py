@@ -220,7 +220,10 @@ async def run(args: argparse.Namespace) -> None:
             ),
         )  # fmt: skip
         serving_settings = ServingSettings(
-            _env_file=None, model_name=model, mlflow=MlflowConfig(tracking_uri=mlflow_uri)
+            _env_file=None,
+            data_dir=root / "serving",  # absolute: serving's model cache needs it
+            model_name=model,
+            mlflow=MlflowConfig(tracking_uri=mlflow_uri),
         )
         worker = create_worker(settings, handle_signals=False)
         worker_task = asyncio.create_task(worker.async_run())
@@ -263,7 +266,8 @@ async def bench(
     )  # fmt: skip
     production = await wait_task(training, started.json()["task_id"])
     assert production["status"] == "succeeded", production
-    print(f"production trained on shared-faces: version {production['result']['models']}")
+    version = production["result"]["models"][0]["version"]
+    print(f"production: v{version} trained on shared-faces (7 x 40 images)")
 
     # 1. calibration frames saved -> personal model answering
     user = "bench-ann"
