@@ -102,10 +102,15 @@ async def detect_external_moves(ctx: WorkerContext) -> int:
         return 0
 
 
-def external_moves_cron(every_s: int = 20) -> CronJob:
+def external_moves_cron(every_s: int = 20, queue_name: str = "chimp:training") -> CronJob:
     # Every 20 s by default: a move made in the MLflow UI is in the history within a minute.
-    seconds = set(range(0, 60, every_s))
-    return cron(detect_external_moves, name="detect_external_moves", second=seconds)  # type: ignore[arg-type]
+    # arq makes a cron job's id from its name and time, unique across all queues of a Redis:
+    # the queue in the name keeps one check per deployment, not one per Redis.
+    return cron(
+        detect_external_moves,  # type: ignore[arg-type]
+        name=f"detect_external_moves:{queue_name}",
+        second=set(range(0, 60, every_s)),
+    )
 
 
 def job_function(settings: TrainingSettings) -> Function:
@@ -137,9 +142,11 @@ def loop_schedule(interval_s: float) -> dict[str, set[int] | int | None]:
 
 
 def loop_cron(settings: TrainingSettings) -> CronJob:
+    # arq makes a cron job's id from its name and time, unique across all queues of a Redis:
+    # the queue in the name keeps one loop run per deployment, not one per Redis.
     return cron(
         continual_loop,  # type: ignore[arg-type]
-        name=LOOP_FUNCTION,
+        name=f"{LOOP_FUNCTION}:{settings.training.queue_name}",
         **loop_schedule(settings.training.loop_interval_s),  # type: ignore[arg-type]
         unique=True,
         timeout=LOOP_TIMEOUT_S,
@@ -150,7 +157,9 @@ def create_worker(settings: TrainingSettings, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "functions": [job_function(settings)],
         "cron_jobs": [
-            external_moves_cron(settings.training.alias_check_interval_s),
+            external_moves_cron(
+                settings.training.alias_check_interval_s, settings.training.queue_name
+            ),
             loop_cron(settings),
         ],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
@@ -175,7 +184,13 @@ class WorkerSettings:
     functions: ClassVar[list[Any]] = [func(run_training_task, name=JOB_FUNCTION, max_tries=1)]  # type: ignore[arg-type]
     cron_jobs: ClassVar[list[CronJob]] = [
         external_moves_cron(),
-        cron(continual_loop, name=LOOP_FUNCTION, second=0, unique=True, timeout=LOOP_TIMEOUT_S),  # type: ignore[arg-type]
+        cron(
+            continual_loop,  # type: ignore[arg-type]
+            name=f"{LOOP_FUNCTION}:chimp:training",
+            second=0,
+            unique=True,
+            timeout=LOOP_TIMEOUT_S,
+        ),
     ]
     on_startup = startup
     on_shutdown = shutdown
