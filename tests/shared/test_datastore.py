@@ -363,3 +363,41 @@ async def test_s3_server_down_is_a_dependency_error(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert not any(staging.glob("*"))
+
+
+# -- datasets that grow a file at a time ---------------------------------------------------------
+
+
+async def test_put_files_creates_then_grows_a_dataset(datastore: Datastore, tmp_path: Path) -> None:
+    first = await datastore.put_files("feedback-ann", {"train/happy/a.png": b"one"})
+    assert (first.name, first.files, first.size_bytes) == ("feedback-ann", 1, 3)
+    grown = await datastore.put_files(
+        "feedback-ann", {"train/sad/b.png": b"two!", "provenance/b.json": b"{}"}
+    )
+    assert (grown.files, grown.size_bytes) == (3, 9)
+    assert grown.created_at == first.created_at
+    assert await datastore.list_datasets() == [grown]
+    out = await datastore.download_dataset("feedback-ann", tmp_path / "out")
+    assert files_under(out) == {
+        "provenance/b.json": b"{}",
+        "train/happy/a.png": b"one",
+        "train/sad/b.png": b"two!",
+    }
+
+
+@pytest.mark.parametrize("path", ["../x.png", "/abs.png", ".chimp-dataset.json", "a/.part-1"])
+async def test_put_files_refuses_paths_outside_or_reserved(datastore: Datastore, path: str) -> None:
+    with pytest.raises(InvalidInputError):
+        await datastore.put_files("feedback-ann", {path: b"x"})
+    assert await datastore.list_datasets() == []
+
+
+async def test_download_files_fetches_only_the_named_files(
+    datastore: Datastore, tmp_path: Path
+) -> None:
+    await datastore.upload_dataset_zip("faces", write_zip(tmp_path / "d.zip", FILES))
+    wanted = sorted(STORED)[:1]
+    out = await datastore.download_files("faces", wanted, tmp_path / "some")
+    assert files_under(out) == {wanted[0]: STORED[wanted[0]]}
+    with pytest.raises(NotFoundError):
+        await datastore.download_files("faces", ["no/such.png"], tmp_path / "none")

@@ -189,13 +189,14 @@ async def test_a_calibration_with_no_production_version_leaves_production_unset(
 ) -> None:
     task = await train(stack, model_name, "faces", user_id="ann")
     assert task.result is not None
-    assert "decision" not in task.result
+    assert task.result["decision"]["verdict"] == "first"  # the personal gate's: their first
     assert await aliases(stack, model_name) == {"user-ann": "1"}
     history = (await stack.get(f"/models/{model_name}/history")).json()
     (entry,) = history["entries"]
     assert entry["alias"] == "user-ann"
     assert entry["kind"] == "calibration"
-    assert entry["actor"] == f"task:{task.task_id}"
+    assert entry["actor"] == "personal-gate"
+    assert entry["task_id"] == task.task_id
 
 
 async def test_a_run_that_asks_not_to_promote_leaves_production_alone(

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from chimp.frontend.access import AccessMiddleware
 from chimp.frontend.clients import BackendError, Backends, open_backends
 from chimp.frontend.config import FrontendSettings
-from chimp.frontend.routes import api, live, monitoring, pages
+from chimp.frontend.routes import api, live, me, monitoring, pages
 from chimp.frontend.sessions import SessionSigner
 from chimp.shared.api_docs import install_api_docs
 from chimp.shared.errors import install_error_handlers
@@ -100,6 +100,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(monitoring.router)
+    app.include_router(me.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

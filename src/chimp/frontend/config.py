@@ -36,6 +36,22 @@ class FrontendConfig(Section):
         default_factory=lambda: dict[str, int | float | str | bool](mode="calibrate", epochs=8),
         description="Plugin arguments of a calibration run (fine-tunes production when any).",
     )
+    correction_crop_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Border around a corrected face; keep it equal to "
+        "CHIMP_SERVING__DETECTOR__CROP_MARGIN.",
+    )
+    review_below: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="Top score under which a frame is offered for review (users who opted in).",
+    )
+    review_min_gap_s: float = Field(
+        default=10.0, ge=0.0, description="Least time between two frames offered for review."
+    )
     users: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="username -> password hash (chimp-frontend hash-password). Sign-in is on "

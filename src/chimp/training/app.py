@@ -27,8 +27,10 @@ from chimp.training.dependencies import TrainingState
 from chimp.training.jobs import deserialize_job, serialize_job
 from chimp.training.plugins.discovery import PluginCatalog, discover_plugins
 from chimp.training.records import ModelRecords
-from chimp.training.routes import datasets, model_versions, models, plugins, tasks
+from chimp.training.review import ReviewQueue
+from chimp.training.routes import datasets, loop, model_versions, models, plugins, tasks, users
 from chimp.training.task_store import TaskStore
+from chimp.training.user_store import UserStore
 
 # MLflow calls from request handlers run in threads; this bounds how many at once.
 REGISTRY_THREADS = 8
@@ -51,6 +53,7 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
             ModelRegistry(settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment),
             anyio.CapacityLimiter(REGISTRY_THREADS),
         )
+        users = UserStore(redis, settings.training.key_prefix)
         app.state.training = TrainingState(
             settings=settings,
             redis=redis,
@@ -63,6 +66,8 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
             datastore=datastore,
             registry=registry,
             catalog=catalog or discover_plugins(settings.training.plugin_dir),
+            users=users,
+            review=ReviewQueue(redis, users, datastore, registry, settings.training),
             records=ModelRecords(
                 settings.mlflow.tracking_uri, experiment=settings.mlflow.experiment
             ),
@@ -110,4 +115,6 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
     app.include_router(tasks.router(guard), dependencies=guard, responses=unauthorized)
     app.include_router(models.router(guard), dependencies=guard, responses=unauthorized)
     app.include_router(model_versions.router(guard), dependencies=guard, responses=unauthorized)
+    app.include_router(users.router(guard))
+    app.include_router(loop.router())
     return app

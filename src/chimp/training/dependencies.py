@@ -13,7 +13,9 @@ from chimp.shared.registry import AsyncModelRegistry
 from chimp.training.config import TrainingSettings
 from chimp.training.plugins.discovery import PluginCatalog
 from chimp.training.records import ModelRecords
+from chimp.training.review import ReviewQueue
 from chimp.training.task_store import TaskStore
+from chimp.training.user_store import UserStore
 
 
 @dataclass
@@ -25,6 +27,8 @@ class TrainingState:
     registry: AsyncModelRegistry
     catalog: PluginCatalog
     records: ModelRecords
+    users: UserStore
+    review: ReviewQueue
 
 
 def get_state(request: Request) -> TrainingState:

@@ -15,7 +15,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from arq.connections import ArqRedis
 from pydantic import ValidationError
@@ -27,12 +27,16 @@ from chimp.shared.schemas.base import StrictModel
 from chimp.shared.schemas.plugins import PluginInfo, describe_validation_error
 from chimp.shared.schemas.tasks import TaskInfo, TaskRunRequest, TaskStatus
 from chimp.training.config import TrainingSettings
+from chimp.training.personal import add_corrections, personal_datasets
 from chimp.training.plugins.discovery import PluginCatalog
 from chimp.training.protocol import ChildSpec
 from chimp.training.records import ModelRecords
 from chimp.training.supervisor import ChildLimits, ChildOutcome, run_child
 from chimp.training.task_gate import TaskVersions, promote_task_versions
 from chimp.training.task_store import TaskStore, utcnow
+
+if TYPE_CHECKING:
+    from chimp.training.loop import LoopDeps
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,9 @@ class TrainingJob(StrictModel):
     datasets: dict[str, str]
     user_id: str | None = None
     promote: bool = True
+    # Set by the continual loop: the first dataset is trained on together with every user's
+    # corrections (feedback-<user> datasets).
+    with_corrections: bool = False
 
 
 def check_request(info: PluginInfo, request: TaskRunRequest, stored: set[str]) -> dict[str, Any]:
@@ -86,6 +93,8 @@ async def submit_task(
     info: PluginInfo,
     request: TaskRunRequest,
     arguments: dict[str, Any],
+    *,
+    with_corrections: bool = False,
 ) -> TaskInfo:
     """Record a queued task and enqueue its job; ``arguments`` are already validated."""
     task = TaskInfo(
@@ -107,6 +116,7 @@ async def submit_task(
         datasets=request.datasets,
         user_id=request.user_id,
         promote=request.promote,
+        with_corrections=with_corrections,
     )
     await arq.enqueue_job(
         JOB_FUNCTION, job.model_dump(mode="json"), _job_id=task.task_id, _queue_name=queue_name
@@ -132,6 +142,7 @@ class WorkerContext(TypedDict, total=False):
     job_try: int
     settings: TrainingSettings
     state: WorkerState
+    loop: LoopDeps
 
 
 async def _fail(store: TaskStore, task_id: str, error: str) -> str:
@@ -154,10 +165,25 @@ def _check_job(state: WorkerState, job: TrainingJob) -> str | None:
 
 
 async def _download(state: WorkerState, job: TrainingJob, root: Path) -> dict[str, Path]:
+    if job.user_id is not None and job.datasets:
+        # A personal model trains on all its person's data plus a replay sample.
+        await state.store.set_progress(job.task_id, 0.0, f"gathering the data of {job.user_id}")
+        paths, _ = await personal_datasets(
+            state.settings,
+            state.datastore,
+            user_id=job.user_id,
+            arguments=job.arguments,
+            datasets=job.datasets,
+            work=root,
+        )
+        return paths
     paths = {}
     for key, name in job.datasets.items():
         await state.store.set_progress(job.task_id, 0.0, f"downloading dataset '{name}'")
         paths[key] = await state.datastore.download_dataset(name, root / key)
+    if job.with_corrections and paths:
+        await state.store.set_progress(job.task_id, 0.0, "adding every user's corrections")
+        await add_corrections(state.datastore, next(iter(paths.values())), root / "corrections")
     return paths
 
 
@@ -279,6 +305,7 @@ async def _promote(
         promote=job.promote,
         datasets=datasets,
         dataset_names=job.datasets,
+        forgetting_bound=state.settings.training.forgetting_bound,
     )
     try:
         result = await promote_task_versions(

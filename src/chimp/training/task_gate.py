@@ -4,7 +4,8 @@ The training child only registers versions; aliases move here, in the worker, in
 
 - a shared version goes through :func:`chimp.training.gate.gate_version` (candidate vs the
   ``production`` champion on the same evaluation data);
-- a calibration version (the task has a user id) moves only its user's ``user-<id>`` alias and
+- a calibration version (the task has a user id) goes through the personal gate
+  (:mod:`chimp.training.personal_gate`): it can move only its user's ``user-<id>`` alias,
   never ``production``, even when there is no production version yet.
 
 The task's result gains ``decision`` (the first shared version's), ``decisions`` (all), and the
@@ -22,11 +23,11 @@ from typing import Any
 
 from chimp.shared.datastore import Datastore
 from chimp.shared.errors import NotFoundError
-from chimp.shared.registry import ModelRegistry, user_alias
+from chimp.shared.registry import ModelRegistry
 from chimp.shared.schemas.continual import Decision, PromotionPolicy
 from chimp.training.evaluation import EvaluationSet, candidate_data, dataset_set
 from chimp.training.gate import gate_version
-from chimp.training.history import move_alias
+from chimp.training.personal_gate import personal_gate
 from chimp.training.plugins.discovery import PluginCatalog
 from chimp.training.policy import get_policy
 from chimp.training.records import ModelRecords
@@ -45,6 +46,7 @@ class TaskVersions:
     promote: bool
     datasets: dict[str, Path]  # dataset key -> local folder
     dataset_names: dict[str, str]  # dataset key -> stored name
+    forgetting_bound: float = 0.05  # the personal gate's, for calibration tasks
 
 
 def _comparable(catalog: PluginCatalog, plugin: str) -> bool:
@@ -86,6 +88,23 @@ def _gate_one(
     )
 
 
+async def _policy_dataset(
+    datastore: Datastore, policy: PromotionPolicy, work_dir: Path
+) -> EvaluationSet | None:
+    """The policy's evaluation dataset, read; None when it names none (or it is gone)."""
+    if policy.evaluation_dataset is None:
+        return None
+    folder = work_dir / "evaluation-dataset"
+    if folder.exists():  # read once per task
+        return await asyncio.to_thread(dataset_set, folder, policy.evaluation_dataset)
+    try:
+        root = await datastore.download_dataset(policy.evaluation_dataset, folder)
+    except NotFoundError:
+        logger.warning("evaluation dataset %s is gone", policy.evaluation_dataset)
+        return None
+    return await asyncio.to_thread(dataset_set, root, policy.evaluation_dataset)
+
+
 async def promote_task_versions(
     registry: ModelRegistry,
     records: ModelRecords,
@@ -104,32 +123,29 @@ async def promote_task_versions(
     for entry in models:
         name, version = str(entry["name"]), str(entry["version"])
         if task.user_id is not None:
-            alias = user_alias(task.user_id)
-            await asyncio.to_thread(
-                move_alias,
-                registry,
-                records,
-                name,
-                alias,
-                version,
-                kind="calibration",
-                actor=f"task:{task.task_id}",
-                reason=f"calibration for user {task.user_id}",
-                task_id=task.task_id,
+            await progress(0.99, f"evaluating version {version} against the personal model")
+            policy = await asyncio.to_thread(get_policy, records, name)
+            shared = await _policy_dataset(datastore, policy, work_dir)
+            decisions.append(
+                await asyncio.to_thread(
+                    personal_gate,
+                    registry,
+                    records,
+                    name,
+                    version,
+                    task.user_id,
+                    personal_root=next(iter(task.datasets.values()), None),
+                    shared_dataset=shared,
+                    forgetting_bound=task.forgetting_bound,
+                    policy=policy,
+                    task_id=task.task_id,
+                    work_dir=work_dir,
+                )
             )
             continue
         await progress(0.99, f"evaluating version {version} against production")
         policy = await asyncio.to_thread(get_policy, records, name)
-        evaluation = None
-        if policy.evaluation_dataset is not None:
-            folder = work_dir / "evaluation-dataset"
-            try:
-                root = await datastore.download_dataset(policy.evaluation_dataset, folder)
-            except NotFoundError:
-                root = None
-                logger.warning("evaluation dataset %s is gone", policy.evaluation_dataset)
-            if root is not None:
-                evaluation = await asyncio.to_thread(dataset_set, root, policy.evaluation_dataset)
+        evaluation = await _policy_dataset(datastore, policy, work_dir)
         decision = await asyncio.to_thread(
             _gate_one,
             registry,

@@ -176,6 +176,13 @@ class TaskStore:
             await self._redis.expire(self._key(task_id), self._ttl_s)
         return applied
 
+    async def delete(self, task_id: str) -> None:
+        """Forget a task (its person asked for their data to go)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key(task_id))
+            pipe.zrem(self._index, task_id)
+            await pipe.execute()
+
     async def is_cancelled(self, task_id: str) -> bool:
         raw = await self._redis.hget(self._key(task_id), "status")  # type: ignore[misc]
         return raw is not None and json.loads(raw) == TaskStatus.CANCELLED.value

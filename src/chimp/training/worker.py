@@ -13,12 +13,13 @@ import logging
 from collections.abc import ItemsView
 from typing import Any
 
+import anyio
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
 
 from chimp.shared.datastore import open_datastore
-from chimp.shared.registry import ModelRegistry
+from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
 from chimp.training.config import TrainingSettings
 from chimp.training.external import record_all_external_moves
 from chimp.training.jobs import (
@@ -30,15 +31,20 @@ from chimp.training.jobs import (
     serialize_job,
     sweep_task_dirs,
 )
+from chimp.training.loop import LoopDeps, run_loop, summary
 from chimp.training.plugins.discovery import discover_plugins
 from chimp.training.records import ModelRecords
 from chimp.training.task_store import TaskStore
+from chimp.training.user_store import UserStore
 
 logger = logging.getLogger(__name__)
 
 # arq's own limit must not fire before ours: the supervisor enforces task_timeout_s and
 # needs time to stop the child and record the outcome.
 JOB_TIMEOUT_MARGIN_S = 120
+LOOP_FUNCTION = "continual_loop"
+LOOP_TIMEOUT_S = 300
+LOOP_REGISTRY_THREADS = 2
 
 
 async def startup(ctx: WorkerContext) -> None:
@@ -47,6 +53,7 @@ async def startup(ctx: WorkerContext) -> None:
     await datastore.open()
     catalog = discover_plugins(settings.training.plugin_dir)
     mlflow = settings.mlflow
+    # Building MLflow's clients is blocking work: off the event loop.
     registry = await asyncio.to_thread(
         ModelRegistry, mlflow.tracking_uri, experiment=mlflow.experiment
     )
@@ -69,6 +76,15 @@ async def startup(ctx: WorkerContext) -> None:
         catalog=catalog,
         registry=registry,
         records=records,
+    )
+    ctx["loop"] = LoopDeps(
+        settings=settings,
+        arq=ctx["redis"],
+        store=store,
+        users=UserStore(ctx["redis"], settings.training.key_prefix),
+        datastore=datastore,
+        registry=AsyncModelRegistry(registry, anyio.CapacityLimiter(LOOP_REGISTRY_THREADS)),
+        catalog=catalog,
     )
     logger.info(
         "training worker ready: queue %s, plugins %s",
@@ -114,6 +130,36 @@ def job_function(settings: TrainingSettings) -> Function:
     )
 
 
+async def continual_loop(ctx: WorkerContext) -> dict[str, Any]:
+    """The arq cron job: one pass of the continual loop (see :mod:`chimp.training.loop`)."""
+    return summary(await run_loop(ctx["loop"]))
+
+
+def loop_schedule(interval_s: float) -> dict[str, set[int] | int | None]:
+    """arq cron fields that fire about every ``interval_s`` (cron has no plain intervals).
+
+    Under a minute: on the seconds that are multiples of the interval; from a minute on: on the
+    minutes that are multiples of it, at second 0.
+    """
+    if interval_s < 60:
+        step = max(1, round(interval_s))
+        return {"second": set(range(0, 60, step)), "minute": None}
+    step = max(1, min(59, round(interval_s / 60)))
+    return {"second": 0, "minute": set(range(0, 60, step))}
+
+
+def loop_cron(settings: TrainingSettings) -> CronJob:
+    # arq makes a cron job's id from its name and time, unique across all queues of a Redis:
+    # the queue in the name keeps one loop run per deployment, not one per Redis.
+    return cron(
+        continual_loop,  # type: ignore[arg-type]
+        name=f"{LOOP_FUNCTION}:{settings.training.queue_name}",
+        **loop_schedule(settings.training.loop_interval_s),  # type: ignore[arg-type]
+        unique=True,
+        timeout=LOOP_TIMEOUT_S,
+    )
+
+
 def worker_options(settings: TrainingSettings) -> dict[str, Any]:
     """Keyword arguments of arq's ``Worker`` for ``settings``."""
     return {
@@ -121,7 +167,8 @@ def worker_options(settings: TrainingSettings) -> dict[str, Any]:
         "cron_jobs": [
             external_moves_cron(
                 settings.training.alias_check_interval_s, settings.training.queue_name
-            )
+            ),
+            loop_cron(settings),
         ],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.training.queue_name,

@@ -1,14 +1,22 @@
-"""``/ws/live``: the live page sends JPEG frames, one at a time, and gets predictions back."""
+"""``/ws/live``: the live page sends JPEG frames, one at a time, and gets predictions back.
+
+Text messages carry the page's other requests: ``{"type": "correct", ...}`` (a correction of a
+recent frame, see :mod:`chimp.frontend.corrections`) and ``{"type": "review", "enabled"}``.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from chimp.frontend.corrections import InputSpecs, RecentFrames, ReviewOffers, send_correction
 from chimp.frontend.dependencies import backends_of, settings_of, user_id_of
 from chimp.frontend.live import predict_frame, status
+from chimp.shared.schemas.models import ImagePrediction
 
 router = APIRouter()
 
@@ -23,6 +31,9 @@ async def live_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     min_interval = 1.0 / cfg.max_fps
     next_allowed = 0.0
+    frames = RecentFrames()
+    specs = InputSpecs(backends_of(websocket).training)
+    offers = ReviewOffers(below=cfg.review_below, min_gap_s=cfg.review_min_gap_s)
     try:
         await websocket.send_json(
             {
@@ -38,7 +49,9 @@ async def live_socket(websocket: WebSocket) -> None:
                 return
             frame = message.get("bytes")
             if frame is None:
-                await websocket.send_json(status("bad_frame", "send frames as binary JPEG"))
+                await websocket.send_json(
+                    await _page_request(message.get("text"), frames, specs, offers, websocket)
+                )
                 continue
             if len(frame) > cfg.max_frame_bytes:
                 await websocket.send_json(
@@ -51,6 +64,54 @@ async def live_socket(websocket: WebSocket) -> None:
                 await anyio.sleep(wait)
             next_allowed = time.monotonic() + min_interval
             reply = await predict_frame(serving, settings.model_name, user_id, frame)
+            prediction = None
+            if reply["type"] == "prediction":
+                prediction = ImagePrediction.model_validate(reply)
+                reply["frame"] = frames.add(frame, prediction)
             await websocket.send_json(reply)
+            uncertain = offers.wants(prediction) if prediction is not None else None
+            if prediction is not None and uncertain is not None:
+                seen = frames.get(reply["frame"])
+                assert seen is not None
+                kept = await offers.offer(
+                    backends_of(websocket).training,
+                    seen,
+                    uncertain,
+                    specs,
+                    user_id=user_id,
+                    margin=cfg.correction_crop_margin,
+                )
+                if kept is not None:
+                    await websocket.send_json(kept)
     except WebSocketDisconnect:
         return
+
+
+async def _page_request(
+    text: str | None,
+    frames: RecentFrames,
+    specs: InputSpecs,
+    offers: ReviewOffers,
+    websocket: WebSocket,
+) -> dict[str, Any]:
+    try:
+        message = json.loads(text or "")
+    except ValueError:
+        message = None
+    if not isinstance(message, dict):
+        return status("bad_frame", "send frames as binary JPEG")
+    if message.get("type") == "correct":
+        user_id = user_id_of(websocket)
+        assert user_id is not None
+        return await send_correction(
+            backends_of(websocket).training,
+            frames,
+            specs,
+            user_id=user_id,
+            message=message,
+            margin=settings_of(websocket).frontend.correction_crop_margin,
+        )
+    if message.get("type") == "review":
+        offers.enabled = bool(message.get("enabled"))
+        return {"type": "review-mode", "enabled": offers.enabled}
+    return status("bad_frame", f"unknown request type {message.get('type')!r}")

@@ -14,6 +14,12 @@
   const stats = window.chimpLive = {
     state: "starting", frames: 0, latencies: [], lastPrediction: null, model: null,
     connected: false, startedAt: performance.now(),
+    /** Send a JSON request on the live socket (corrections.js); false when it is closed. */
+    send: (request) => {
+      if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+      socket.send(JSON.stringify(request));
+      return true;
+    },
   };
 
   let session = null;
@@ -130,6 +136,7 @@
     ctx.clearRect(0, 0, w, h);
     const faces = prediction ? prediction.faces : [];
     const chosen = prediction ? pickFace(faces) : null;
+    stats.chosen = chosen ? faces.indexOf(chosen) : -1;
     if (prediction) {
       const { s, ox, oy } = projector(prediction.width, prediction.height);
       const dpr = window.devicePixelRatio || 1;
@@ -174,6 +181,7 @@
     if (message.faces.length === 0) setState("no_face", "No face in view. Face the camera in good light.", "info");
     else setState("ok", null);
     draw(message);
+    document.dispatchEvent(new CustomEvent("chimp:prediction", { detail: message }));
   }
 
   function onStatus(message) {
@@ -201,11 +209,19 @@
   function connect() {
     socket = new WebSocket(chimp.wsUrl("ws/live"));
     socket.binaryType = "arraybuffer";
-    socket.onopen = () => { stats.connected = true; reconnectDelay = 500; inFlight = false; };
+    socket.onopen = () => {
+      stats.connected = true; reconnectDelay = 500; inFlight = false;
+      document.dispatchEvent(new CustomEvent("chimp:connected"));
+    };
     socket.onmessage = (event) => {
       let message;
       try { message = JSON.parse(event.data); } catch (_) { return; }
       if (message.type === "hello") return;
+      // Answers to the page's own requests (corrections.js), not to a frame.
+      if (!["prediction", "status"].includes(message.type)) {
+        document.dispatchEvent(new CustomEvent("chimp:socket", { detail: message }));
+        return;
+      }
       if (message.type === "prediction") onPrediction(message);
       else if (message.type === "status") onStatus(message);
       // Drawn: the round trip ends here, when the user can see the answer.

@@ -8,17 +8,25 @@ happens last, so a failed upload never shows up half-written.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from chimp.shared.datastore.archive import MARKER_NAME, UnpackLimits
-from chimp.shared.errors import BadRequestError
+from chimp.shared.datastore.archive import MARKER_NAME, UnpackLimits, safe_relative_path
+from chimp.shared.errors import BadRequestError, InvalidInputError
 from chimp.shared.schemas.datasets import DatasetInfo, DatasetManifest, is_valid_dataset_name
 
-__all__ = ["MARKER_NAME", "DatasetMarker", "Datastore", "UnpackLimits", "check_dataset_name"]
+__all__ = [
+    "MARKER_NAME",
+    "DatasetMarker",
+    "Datastore",
+    "UnpackLimits",
+    "check_dataset_name",
+    "checked_files",
+]
 
 
 def check_dataset_name(name: str) -> None:
@@ -28,6 +36,17 @@ def check_dataset_name(name: str) -> None:
             f"invalid dataset name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
+
+
+def checked_files(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """``files`` keyed by safe relative paths; the marker and working files are refused."""
+    checked: dict[str, bytes] = {}
+    for path, data in files.items():
+        rel = safe_relative_path(path)
+        if rel.name == MARKER_NAME or rel.name.startswith(".part-"):
+            raise InvalidInputError(f"{path!r} is a reserved file name in a dataset")
+        checked[rel.as_posix()] = data
+    return checked
 
 
 class DatasetMarker(BaseModel):
@@ -72,12 +91,28 @@ class Datastore(ABC):
     async def list_datasets(self) -> list[DatasetInfo]: ...
 
     @abstractmethod
+    async def put_files(self, name: str, files: Mapping[str, bytes]) -> DatasetInfo:
+        """Add (or replace) a few small files in dataset ``name``, creating it when missing.
+
+        For data that grows one item at a time (a user's corrections). Paths are relative and
+        checked like zip members. The files are written first and the marker, recounted, last,
+        so a reader never sees a marker announcing files that are not there yet.
+        """
+
+    @abstractmethod
     async def get_manifest(self, name: str) -> DatasetManifest:
         """Raises ``NotFoundError`` when the dataset does not exist."""
 
     @abstractmethod
     async def download_dataset(self, name: str, dest: Path) -> Path:
         """Download every file of ``name`` into ``dest`` (created); returns ``dest``."""
+
+    @abstractmethod
+    async def download_files(self, name: str, paths: Sequence[str], dest: Path) -> Path:
+        """Download only ``paths`` (as listed in the manifest) of ``name`` into ``dest``.
+
+        For a sample of a large dataset (replay images) without fetching all of it.
+        """
 
     @abstractmethod
     async def delete_dataset(self, name: str) -> None:

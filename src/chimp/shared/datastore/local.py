@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -31,7 +31,12 @@ from chimp.shared.datastore.archive import (
     raising_disk_full,
     unpack_zip,
 )
-from chimp.shared.datastore.base import DatasetMarker, Datastore, check_dataset_name
+from chimp.shared.datastore.base import (
+    DatasetMarker,
+    Datastore,
+    check_dataset_name,
+    checked_files,
+)
 from chimp.shared.errors import ConflictError, DependencyUnavailableError, NotFoundError
 from chimp.shared.schemas.datasets import (
     DatasetEntry,
@@ -79,12 +84,22 @@ class LocalDatastore(Datastore):
         check_dataset_name(name)
         return await self._run(partial(self._download, name, dest))
 
+    async def download_files(self, name: str, paths: Sequence[str], dest: Path) -> Path:
+        check_dataset_name(name)
+        checked = list(checked_files(dict.fromkeys(paths, b"")))
+        return await self._run(partial(self._download_files, name, checked, dest))
+
     async def delete_dataset(self, name: str) -> None:
         check_dataset_name(name)
         await self._run(partial(self._delete, name))
 
     async def check(self) -> None:
         await self._run(self._check)
+
+    async def put_files(self, name: str, files: Mapping[str, bytes]) -> DatasetInfo:
+        check_dataset_name(name)
+        checked = checked_files(files)
+        return await self._run(partial(self._put_files, name, checked))
 
     # -- blocking implementations (worker threads) -----------------------------------------
 
@@ -156,7 +171,8 @@ class LocalDatastore(Datastore):
             for file_name in files:
                 path = Path(folder, file_name)
                 rel = path.relative_to(base).as_posix()
-                if rel != MARKER_NAME:
+                # ``.part-*`` files are put_files writes still in flight.
+                if rel != MARKER_NAME and not file_name.startswith(".part-"):
                     entries.append(DatasetEntry(path=rel, size=path.stat().st_size))
         return sorted(entries, key=lambda entry: entry.path)
 
@@ -183,12 +199,47 @@ class LocalDatastore(Datastore):
             raise NotFoundError(f"dataset {name!r} was deleted while being read") from exc
         return dest
 
+    def _download_files(self, name: str, paths: list[str], dest: Path) -> Path:
+        self._require(name)
+        for rel in paths:
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copyfile(self.root / name / rel, target)
+            except FileNotFoundError as exc:
+                raise NotFoundError(f"dataset {name!r} has no file {rel!r}") from exc
+        return dest
+
     def _delete(self, name: str) -> None:
         self._require(name)
         try:
             self._remove(self.root / name)
         except FileNotFoundError as exc:
             raise NotFoundError(f"dataset {name!r} not found") from exc
+
+    def _write_atomically(self, target: Path, data: bytes) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial_file = target.with_name(f".part-{uuid.uuid4().hex}")
+        try:
+            partial_file.write_bytes(data)
+            partial_file.replace(target)
+        except BaseException:
+            partial_file.unlink(missing_ok=True)
+            raise
+
+    def _put_files(self, name: str, files: dict[str, bytes]) -> DatasetInfo:
+        base = self.root / name
+        previous = self._marker(name)
+        for rel, data in files.items():
+            self._write_atomically(base / rel, data)
+        entries = self._entries(name)
+        marker = DatasetMarker(
+            created_at=previous.created_at if previous else datetime.now(UTC),
+            files=len(entries),
+            size=sum(e.size for e in entries),
+        )
+        self._write_atomically(base / MARKER_NAME, marker.model_dump_json().encode())
+        return marker.info(name)
 
     def _sweep(self) -> None:
         """Remove what a process killed mid-upload or mid-delete left in the root.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -37,7 +37,12 @@ from chimp.shared.datastore.archive import (
     safe_relative_path,
     unpack_zip,
 )
-from chimp.shared.datastore.base import DatasetMarker, Datastore, check_dataset_name
+from chimp.shared.datastore.base import (
+    DatasetMarker,
+    Datastore,
+    check_dataset_name,
+    checked_files,
+)
 from chimp.shared.errors import (
     ChimpError,
     ConflictError,
@@ -376,6 +381,22 @@ class S3Datastore(Datastore):
             while chunk := await body.read(_CHUNK):
                 await out.write(chunk)
 
+    async def download_files(self, name: str, paths: Sequence[str], dest: Path) -> Path:
+        check_dataset_name(name)
+        checked = list(checked_files(dict.fromkeys(paths, b"")))
+        async with self._errors(f"download files of dataset {name!r}"):
+            await self._require(name)
+            try:
+                await self._for_each(
+                    [DatasetEntry(path=rel, size=0) for rel in checked],
+                    partial(self._download_file, name, dest),
+                )
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING:
+                    raise NotFoundError(f"dataset {name!r} lacks some of {checked[:3]}") from exc
+                raise
+        return dest
+
     async def delete_dataset(self, name: str) -> None:
         check_dataset_name(name)
         async with self._errors(f"delete dataset {name!r}"):
@@ -384,6 +405,28 @@ class S3Datastore(Datastore):
             # The marker goes first so the dataset disappears before its files do.
             await client.delete_object(Bucket=self._bucket, Key=self._key(name, MARKER_NAME))
             await self._delete_keys([key for key, _ in await self._objects(name)])
+
+    async def put_files(self, name: str, files: Mapping[str, bytes]) -> DatasetInfo:
+        check_dataset_name(name)
+        checked = checked_files(files)
+        async with self._errors(f"add files to dataset {name!r}"):
+            client = await self._s3()
+            previous = await self._read_marker(name)
+            for rel, data in checked.items():
+                await client.put_object(Bucket=self._bucket, Key=self._key(name, rel), Body=data)
+            entries = self._entries(name, await self._objects(name))
+            marker = DatasetMarker(
+                created_at=previous.created_at if previous else datetime.now(UTC),
+                files=len(entries),
+                size=sum(entry.size for entry in entries),
+            )
+            await client.put_object(
+                Bucket=self._bucket,
+                Key=self._key(name, MARKER_NAME),
+                Body=marker.model_dump_json().encode(),
+                ContentType="application/json",
+            )
+        return marker.info(name)
 
     async def check(self) -> None:
         async with self._errors("reach the bucket"):

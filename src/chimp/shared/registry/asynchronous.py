@@ -82,3 +82,5 @@ class AsyncModelRegistry:
     download_onnx = _InThread(ModelRegistry.download_onnx)
     list_version_artifacts = _InThread(ModelRegistry.list_version_artifacts)
     download_version_artifact = _InThread(ModelRegistry.download_version_artifact)
+    user_versions = _InThread(ModelRegistry.user_versions)
+    delete_version = _InThread(ModelRegistry.delete_version)

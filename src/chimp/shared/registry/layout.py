@@ -30,6 +30,7 @@ TAG_METADATA = "chimp.metadata"
 TAG_TASK = "chimp.task"
 TAG_DATASET = "chimp.dataset"
 TAG_PLUGIN = "chimp.plugin"
+TAG_BASE_VERSION = "chimp.base_version"  # the production version a personal model started from
 TAG_USER = "chimp.user_id"  # a personal (calibration) version: whose
 TAG_DECISION = "chimp.decision"  # the evaluation gate's Decision, as JSON
 

@@ -7,6 +7,7 @@ It wraps ``MlflowClient``; a training subprocess uses it directly, services thro
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ import mlflow.artifacts
 from mlflow.entities import Metric, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from pydantic import ValidationError
 
 from chimp.shared.errors import BadRequestError, NotFoundError
@@ -39,6 +41,7 @@ from chimp.shared.registry.names import (
     PRODUCTION,
     check_model_name,
     check_version,
+    user_alias,
     validate_alias,
 )
 from chimp.shared.registry.runs import RunStatus, RunTracker, now_ms
@@ -46,6 +49,8 @@ from chimp.shared.schemas.continual import Decision
 from chimp.shared.schemas.models import ModelMetadata, ModelVersionInfo, RegisteredModelInfo
 
 __all__ = ["ModelRegistry", "RunStatus"]
+
+logger = logging.getLogger(__name__)
 
 
 def _ms_to_datetime(ms: int | None) -> datetime | None:
@@ -404,3 +409,46 @@ class ModelRegistry(RunTracker):
                 detail={"path": path},
             )
         return Path(local)
+
+    # -- one user's models ---------------------------------------------------------------
+
+    @mlflow_call
+    def user_versions(self, user_id: str) -> list[ModelVersionInfo]:
+        """Every version trained for ``user_id`` (runs tagged ``chimp.user_id``), any model."""
+        user_alias(user_id)  # the same id rule as the alias; also keeps quotes out of the filter
+        found = self._client.search_model_versions(f"tags.`{TAG_USER}` = '{user_id}'")
+        out: list[ModelVersionInfo] = []
+        aliases: dict[str, dict[str, str]] = {}
+        for mv in sorted(found, key=lambda mv: (mv.name, int(mv.version))):
+            if mv.name not in aliases:
+                aliases[mv.name] = self._aliases_of(mv.name)
+            named = [a for a, v in aliases[mv.name].items() if v == str(mv.version)]
+            out.append(self._version_info(mv, named))
+        return out
+
+    @mlflow_call
+    def delete_version(self, name: str, version: str) -> None:
+        """Remove a version, its run and the run's files (a person's data leaving for good).
+
+        The run is deleted too, so its parameters and tags no longer show; MLflow keeps a
+        deleted run's record until ``mlflow gc`` purges it, but its artifacts go at once.
+        """
+        check_model_name(name)
+        mv = self._model_version(name, version)
+        for alias in mv.aliases or []:
+            self._client.delete_registered_model_alias(name, alias)
+        self._client.delete_model_version(name, version)
+        if mv.run_id:
+            try:
+                run = self._client.get_run(mv.run_id)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                return
+            try:
+                get_artifact_repository(
+                    run.info.artifact_uri, tracking_uri=self.tracking_uri
+                ).delete_artifacts()  # type: ignore[no-untyped-call]
+            except Exception:
+                logger.warning("could not delete the files of run %s", mv.run_id, exc_info=True)
+            self._client.delete_run(mv.run_id)
