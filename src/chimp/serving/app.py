@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from chimp import __version__
 from chimp.serving.config import ServingSettings
@@ -22,7 +22,8 @@ from chimp.serving.monitoring import Monitor
 from chimp.serving.recording import PredictionRecorder
 from chimp.serving.routes import health, images, legacy, models, monitoring, v2
 from chimp.shared.api_docs import install_api_docs
-from chimp.shared.errors import install_error_handlers
+from chimp.shared.auth import require_token
+from chimp.shared.errors import UnauthorizedError, error_responses, install_error_handlers
 from chimp.shared.http_limits import install_cors
 from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
 
@@ -116,7 +117,12 @@ def create_app(
     app.include_router(health.build_router(lambda: _state(app).manager))
     app.include_router(models.build_router(settings.auth.token))
     app.include_router(legacy.build_router(settings.model_name))
-    app.include_router(monitoring.router)
+    # What each version predicted includes personal (user-<id>) versions: the admin token.
+    app.include_router(
+        monitoring.router,
+        dependencies=[Depends(require_token(settings.auth.token))],
+        responses=error_responses(UnauthorizedError),
+    )
     return app
 
 

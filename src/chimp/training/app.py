@@ -116,5 +116,5 @@ def create_app(settings: TrainingSettings, *, catalog: PluginCatalog | None = No
     app.include_router(models.router(guard), dependencies=guard, responses=unauthorized)
     app.include_router(model_versions.router(guard), dependencies=guard, responses=unauthorized)
     app.include_router(users.router(guard))
-    app.include_router(loop.router())
+    app.include_router(loop.router(), dependencies=guard, responses=unauthorized)
     return app
