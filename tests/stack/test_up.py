@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -152,7 +153,18 @@ def test_up_starts_every_service_and_ctrl_c_stops_all_of_them(start: Start, data
         assert http_ok(f"http://127.0.0.1:{getattr(ports, name)}/health/ready"), name
     assert redis.Redis(port=ports.redis).ping()
     token = (data_dir / "admin-token").read_text().strip()
-    assert token in up.log  # shown once, on first run
+    # Authenticated calls, a refused one, and an error: none of them may echo a secret.
+    training = f"http://127.0.0.1:{ports.training}"
+    authorized = httpx.get(f"{training}/datasets", headers={"Authorization": f"Bearer {token}"})
+    assert authorized.status_code == 200
+    wrong = "wrong-token-must-not-be-echoed"
+    refused = httpx.get(f"{training}/datasets/nope", headers={"Authorization": f"Bearer {wrong}"})
+    assert refused.status_code == 401
+    assert wrong not in refused.text
+    # The token is shown once, in the first-run banner, and in no service's log line.
+    assert [line for line in up.lines if token in line and not line.startswith("[chimp]")] == []
+    assert sum(token in line for line in up.lines) == 1
+    assert wrong not in up.log
     assert any(line.startswith("[serving]") for line in up.lines)
     experiment = mlflow_call(ports.mlflow, "experiments/create", {"name": "kept"})
     children = descendants(up.proc.pid)
