@@ -68,8 +68,9 @@ class Up:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+        with self.proc.stdout:  # closed at EOF: the pipe must not outlive the process
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
 
     @property
     def log(self) -> str:
