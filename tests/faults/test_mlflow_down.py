@@ -12,7 +12,9 @@ import redis.asyncio as aioredis
 
 from chimp.shared.registry import ModelRegistry
 from chimp.shared.registry.names import PRODUCTION
+from chimp.shared.schemas.models import InputSpec
 from chimp.shared.schemas.tasks import TaskStatus
+from tests.fixtures.onnx_models import make_tiny_onnx
 from tests.serving.conftest import TcpProxy, register_version, serve, serving_settings
 from tests.training.conftest import SettingsFactory, api_client, running_worker, wait_for_task
 
@@ -27,16 +29,19 @@ class Storing(BasePlugin):
     info = PluginInfo(
         name="storing",
         version="0.1",
-        arguments=[PluginArgument(name="model_name", type="str")],
+        arguments=[
+            PluginArgument(name="model_name", type="str"),
+            PluginArgument(name="onnx", type="str"),
+        ],
         model_return_type="onnx",
     )
 
     def run(self, context):
         context.log_metrics({"train_loss": 0.5}, step=0)
         path = context.tmp_dir / "model.onnx"
-        path.write_bytes(b"not really onnx")
+        path.write_bytes(open(context.arguments["onnx"], "rb").read())
         metadata = ModelMetadata(
-            task="image-classification", labels=["a"], input=InputSpec(height=4, width=4)
+            task="image-classification", labels=["a", "b"], input=InputSpec(height=4, width=4)
         )
         context.connector.store_model(context.arguments["model_name"], path, metadata)
         return {}
@@ -88,7 +93,8 @@ async def test_training_fails_clearly_without_mlflow_and_works_once_it_is_back(
     (plugins / "storing.py").write_text(STORING_PLUGIN)
     proxied = f"http://127.0.0.1:{mlflow_proxy.port}"
     settings = make_settings(plugin_dir=plugins, mlflow_uri=proxied)
-    body = {"arguments": {"model_name": model_name}}
+    onnx = make_tiny_onnx(tmp_path / "m.onnx", ["a", "b"], InputSpec(height=4, width=4))
+    body = {"arguments": {"model_name": model_name, "onnx": str(onnx)}}
     async with api_client(settings) as client, running_worker(settings):
         mlflow_proxy.cut()
         down = (await client.post("/tasks/run/storing", json=body)).json()["task_id"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.conftest import SLOW_TEST_TIMEOUT_S
@@ -26,12 +28,12 @@ def test_browser_tests_run_in_ci_even_without_chromium(
     # Without Chromium they then fail at launch, instead of being skipped and passing CI.
     monkeypatch.setenv("CI", ci)
     monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
-    monkeypatch.setattr("tests.frontend.browser.shutil.which", lambda _name: None)
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
     assert browser.chromium_available()
 
 
 def test_browser_tests_skip_on_a_laptop_without_chromium(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
-    monkeypatch.setattr("tests.frontend.browser.shutil.which", lambda _name: None)
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
     assert not browser.chromium_available()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -69,8 +70,9 @@ class Up:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+        with self.proc.stdout:  # closed at EOF: the pipe must not outlive the process
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
 
     @property
     def log(self) -> str:
@@ -154,7 +156,18 @@ def test_up_starts_every_service_and_ctrl_c_stops_all_of_them(start: Start, data
         assert http_ok(f"http://127.0.0.1:{getattr(ports, name)}/health/ready"), name
     assert redis.Redis(port=ports.redis).ping()
     token = (data_dir / "admin-token").read_text().strip()
-    assert token in up.log  # shown once, on first run
+    # Authenticated calls, a refused one, and an error: none of them may echo a secret.
+    training = f"http://127.0.0.1:{ports.training}"
+    authorized = httpx.get(f"{training}/datasets", headers={"Authorization": f"Bearer {token}"})
+    assert authorized.status_code == 200
+    wrong = "wrong-token-must-not-be-echoed"
+    refused = httpx.get(f"{training}/datasets/nope", headers={"Authorization": f"Bearer {wrong}"})
+    assert refused.status_code == 401
+    assert wrong not in refused.text
+    # The token is shown once, in the first-run banner, and in no service's log line.
+    assert [line for line in up.lines if token in line and not line.startswith("[chimp]")] == []
+    assert sum(token in line for line in up.lines) == 1
+    assert wrong not in up.log
     assert any(line.startswith("[serving]") for line in up.lines)
     experiment = mlflow_call(ports.mlflow, "experiments/create", {"name": "kept"})
     children = descendants(up.proc.pid)
