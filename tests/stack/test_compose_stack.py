@@ -150,10 +150,27 @@ class Stack:
                 for k, (st, health, code) in state.items()
                 if health == "unhealthy" or (st == "exited" and code != 0)
             ]
+            bad += [
+                f"{name} restarted {count} times" for name, count in self.restarts() if count > 2
+            ]
             if bad or time.monotonic() > deadline:
                 logs = self.compose("logs", "--no-color", "--tail", "40", timeout=120)
                 raise AssertionError(f"not healthy: {state}\n{logs[-8000:]}")
             time.sleep(3)
+
+    def restarts(self) -> list[tuple[str, int]]:
+        """(container, restart count): a crash-looping service never becomes healthy."""
+        label = f"label=com.docker.compose.project={self.project}"
+        names = podman.podman(
+            "ps", "-a", "--filter", label, "--format", "{{.Names}}", check=False, timeout=60
+        ).split()
+        if not names:
+            return []
+        out = podman.podman(
+            "inspect", "--format", "{{.Name}} {{.RestartCount}}", *names, check=False, timeout=60
+        )
+        pairs = (line.rsplit(" ", 1) for line in out.splitlines() if " " in line)
+        return [(name, int(count)) for name, count in pairs if count.isdigit()]
 
     def host_ports(self, service: str) -> list[int]:
         ports = []
@@ -197,23 +214,28 @@ class HealthcheckDriver:
     def run(self) -> None:
         label = f"label=com.docker.compose.project={self.project}"
         while not self.stop.is_set():
-            out = podman.podman(
-                "ps",
-                "--filter",
-                label,
-                "--filter",
-                "status=running",
-                "--format",
-                "{{.Names}}",
-                check=False,
-                timeout=60,
-            )
-            for name in out.split():
-                if self.stop.is_set():
-                    return
-                if time.monotonic() >= self.due.get(name, 0.0):
-                    self.check(name)
+            # podman waits for its storage lock while an image builds: try again later.
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                self.check_due(label)
             self.stop.wait(self.STARTING_S)
+
+    def check_due(self, label: str) -> None:
+        out = podman.podman(
+            "ps",
+            "--filter",
+            label,
+            "--filter",
+            "status=running",
+            "--format",
+            "{{.Names}}",
+            check=False,
+            timeout=60,
+        )
+        for name in out.split():
+            if self.stop.is_set():
+                return
+            if time.monotonic() >= self.due.get(name, 0.0):
+                self.check(name)
 
     def __enter__(self) -> HealthcheckDriver:
         self.thread.start()
