@@ -262,6 +262,7 @@ def two_servers(
 ) -> Iterator[list[tuple[int, subprocess.Popen[bytes]]]]:
     register(registry, model_name, tmp_path, spread_reference(), alias=PRODUCTION)
     servers = []
+    logs = []
     for index in range(2):
         port = free_port()
         env = {
@@ -276,6 +277,7 @@ def two_servers(
             "CHIMP_SERVING__MONITORING__FLUSH_INTERVAL_S": "0.02",
         }
         log = (tmp_path / f"serving-{index}.log").open("wb")
+        logs.append(log)
         proc = subprocess.Popen(
             [sys.executable, "-m", "chimp.serving"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -288,7 +290,9 @@ def two_servers(
         for _, proc in servers:
             if proc.poll() is None:
                 proc.kill()
-                proc.wait(timeout=10)
+            proc.wait(timeout=10)
+        for log in logs:
+            log.close()
 
 
 async def _hammer(port: int, name: str, batches: list[np.ndarray]) -> Counter[str]:

@@ -223,7 +223,9 @@ async def test_cli_uploads_runs_calibration_and_reports_failure(
         assert "100.0%" in run.stderr
         assert json.loads(run.stdout)["result"]["mode"] == "calibrate"
 
-        async with httpx.AsyncClient(base_url=served_api) as client:
+        async with httpx.AsyncClient(
+            base_url=served_api, headers={"Authorization": "Bearer cli-token"}
+        ) as client:
             versions = (await client.get(f"/models/{model_name}/versions")).json()
         assert versions[0]["aliases"] == ["user-ann"]
 
@@ -233,10 +235,10 @@ async def test_cli_uploads_runs_calibration_and_reports_failure(
             "--dataset", "train=faces", url=served_api, cwd=tmp_path,
         )  # fmt: skip
         assert shared.returncode == 0, shared.stderr
-        assert re.search(r"gate: (first|rejected): ", shared.stderr), shared.stderr
+        assert re.search(r"verdict: (first|rejected) - ", shared.stdout), shared.stdout
         # One champion at most: nothing to roll back to, said clearly.
         rollback = await _cli("models", "rollback", model_name, url=served_api, cwd=tmp_path)
-        assert rollback.returncode == 3
+        assert rollback.returncode == 2  # a 409: nothing to fix but the request
         assert "roll back" in rollback.stderr
 
         bad = await _cli("run", "emotion_recognition", "--arg", "epochs=many",

@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from chimp.serving.config import ServingConfig, ServingSettings
+from chimp.shared.cli import EXIT_USAGE
 from chimp.shared.model_fit import ModelMismatchError, check_fits, read_graph
 from chimp.shared.schemas.models import InputSpec, ModelMetadata
 from chimp.shared.settings import MlflowConfig
@@ -158,7 +159,7 @@ async def test_imports_that_do_not_fit_are_refused_and_nothing_is_registered(
             data={"metadata": metadata_form(FERPLUS_LABELS)},
             headers=AUTH,
         )
-        registered = await client.get(f"/models/{model_name}/versions")
+        registered = await client.get(f"/models/{model_name}/versions", headers=AUTH)
 
     got = {case: (r.status_code, r.json()["code"]) for case, r in answers.items()}
     assert got == {
@@ -211,9 +212,11 @@ async def test_metadata_is_added_to_a_plain_mlflow_version_through_the_cli(
         )  # fmt: skip
         imported_out = capsys.readouterr().out
         async with api_client(settings) as client:
-            described = (await client.get(f"/models/{model_name}/versions/{version}")).json()
+            described = (
+                await client.get(f"/models/{model_name}/versions/{version}", headers=AUTH)
+            ).json()
 
-    assert wrong == cli.EXIT_API
+    assert wrong == EXIT_USAGE  # the API refused it (4xx): a mistake to fix
     assert "2 labels" in wrong_err
     assert added == 0
     assert f"{model_name} version {version} (production)" in added_out
@@ -310,7 +313,7 @@ async def test_an_import_goes_through_the_gate_with_the_policys_evaluation_data(
         assert policy.status_code == 200, policy.text
         better = await imported(client, good)
         worse = await imported(client, weak[1])
-        aliases = (await client.get(f"/models/{model_name}/versions")).json()
+        aliases = (await client.get(f"/models/{model_name}/versions", headers=AUTH)).json()
 
     assert first["decision"]["verdict"] == "first"
     assert better["decision"]["verdict"] == "promoted"
