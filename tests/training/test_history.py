@@ -158,10 +158,10 @@ async def test_history_lists_every_move_even_through_mlflow_and_survives_restart
         await train(client, model_name, "faces", swap=0)  # v3 vs the v1 put back by hand
         latest = await history(client, model_name)
         assert len(latest) == len(entries) + 1
-    redis.Redis(port=port).shutdown(nosave=True)
-    proc.wait(timeout=10)
         assert (latest[0]["kind"], latest[0]["to_version"]) == ("gate", "3")
         assert await aliases(client, model_name) == {"production": "3", "staging": "1"}
+    redis.Redis(port=port).shutdown(nosave=True)
+    proc.wait(timeout=10)
 
 
 async def test_a_bad_policy_gets_422_naming_the_problem_and_a_good_one_is_kept(
