@@ -206,7 +206,12 @@ def test_models_page_shows_the_gates_reason_and_rolls_back(
 def test_run_form_refuses_values_outside_the_plugins_bounds(
     web: str, page: Page, training_state: TrainingState
 ) -> None:
-    training_state.datasets["faces"] = {"name": "faces", "files": 2, "size_bytes": 9}
+    training_state.datasets["faces"] = {
+        "name": "faces",
+        "files": 2,
+        "size_bytes": 9,
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
     page.goto(web + "/training")
     epochs = page.locator("#arg-epochs")
     expect(epochs).to_have_attribute("min", "1", timeout=10000)
@@ -268,7 +273,12 @@ def test_pages_fit_a_phone_screen(
 ) -> None:
     serving_state.production = "1"
     training_state.versions = [version("1", "production"), version("2", "staging")]
-    training_state.datasets["faces"] = {"name": "faces", "files": 2, "size_bytes": 9}
+    training_state.datasets["faces"] = {
+        "name": "faces",
+        "files": 2,
+        "size_bytes": 9,
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
     training_state.tasks["t1"] = {
         "task_id": "0123456789abcdef", "plugin": "emotion_recognition", "status": "failed",
         "progress": 0.4, "message": "reading train images (56/140)",
