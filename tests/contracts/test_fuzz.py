@@ -46,6 +46,12 @@ RUN = f"chimp-fuzz-{uuid.uuid4().hex[:8]}"
 STATE = Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / RUN
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow is down here: one refused connection is the answer, not a round of retries."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+
 def _training() -> FastAPI:
     redis_url = os.environ.get("CHIMP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     return create_training(
