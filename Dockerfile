@@ -112,7 +112,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 --user-group chimp
 COPY --from=pretrained-fer --chown=10001:10001 /pretrained/ /data/pretrained/
-RUN chown 10001:10001 /data /data/cache
+RUN mkdir -p /data/cache && chown 10001:10001 /data /data/cache /data/pretrained
 ENV PATH=/opt/venv/bin:$PATH \
     CHIMP_DATA_DIR=/data
 WORKDIR /home/chimp
