@@ -54,6 +54,15 @@ def fake_serving(state: ServingState, model_name: str = "emotion-recognition") -
         served = {"name": model_name, "aliases": aliases, "registry_aliases": aliases, "loaded": []}
         return {"models": [served], "registry": {"ok": True, "error": None}}
 
+    @app.get("/monitoring/models/{name}")
+    async def monitoring(name: str) -> Response:
+        # Nothing recorded yet: an empty period, as a fresh serving answers.
+        now = _now()
+        return JSONResponse(
+            {"model": name, "start": now, "end": now, "window_s": 60, "record_window_s": 60,
+             "min_count": 30, "labels": [], "series": [], "versions": []}
+        )  # fmt: skip
+
     @app.post("/models/{name}/predict-image")
     async def predict(name: str, request: Request, user: str | None = None) -> Response:
         state.seen_tokens.append(request.headers.get("authorization"))
@@ -299,6 +308,15 @@ def fake_training(state: TrainingState, model_name: str = "emotion-recognition")
         return JSONResponse(
             {"alias": "production", "version": state.champions[-1], "previous": previous}
         )
+
+    @app.get("/users/{user_id}")
+    async def user(user_id: str) -> Response:
+        # A person who has given nothing yet, as the real API describes them.
+        return JSONResponse(
+            {"user_id": user_id, "calibration_datasets": [], "corrections": 0,
+             "pending_corrections": 0, "feedback_threshold": 10, "personal_model": None,
+             "review_uncertain": False}
+        )  # fmt: skip
 
     @app.get("/models/{name}/history")
     async def history(name: str, offset: int = 0, limit: int = 50) -> Response:
