@@ -226,36 +226,42 @@ def test_promote_and_roll_back_on_the_models_page(
     expect(row).to_have_attribute("data-status", "succeeded", timeout=TRAIN_TIMEOUT_MS)
 
     page.goto(web + "/models")
-    production = page.locator("[data-alias=production]")
+    # The registry may hold other models (other tests share the MLflow server): this one's card.
+    card = page.locator(f".model[data-model='{services.model_name}']")
+    production = card.locator("[data-alias=production]")
     expect(production).to_have_attribute("data-version", "1", timeout=30000)
-    expect(page.locator(".version[data-version='1'] img")).to_have_count(2, timeout=30000)
+    expect(card.locator(".version[data-version='1'] img")).to_have_count(2, timeout=30000)
     # The confusion matrix and the curves, fetched through the web app, really are pictures.
     page.wait_for_function(
-        "[...document.querySelectorAll('.version img')].every(i => i.complete && i.naturalWidth)",
+        "name => [...document.querySelector(`.model[data-model='${name}']`)"
+        ".querySelectorAll('.version img')].every(i => i.complete && i.naturalWidth)",
+        arg=services.model_name,
         timeout=30000,
     )
-    names = page.locator(".version[data-version='1'] img").evaluate_all(
+    names = card.locator(".version[data-version='1'] img").evaluate_all(
         "imgs => imgs.map(i => i.alt).sort()"
     )
     assert names == ["confusion_matrix.png", "training_curves.png"]
     # The gate's verdict on v3 and its reason, as training recorded them.
     decision = httpx.get(
-        f"{services.training_url}/models/{services.model_name}/versions/3", timeout=30
+        f"{services.training_url}/models/{services.model_name}/versions/3",
+        headers=headers,
+        timeout=30,
     ).json()["decision"]
     assert decision["verdict"] == "rejected"
-    v3 = page.locator(".version[data-version='3']")
+    v3 = card.locator(".version[data-version='3']")
     expect(v3.locator(".decision")).to_have_attribute("data-verdict", "rejected")
     expect(v3.locator(".decision .reason")).to_have_text(decision["reason"])
     page.screenshot(path=screenshot_path("e2e-models"), full_page=True)
-    page.locator(".version[data-version='1'] img[alt='training_curves.png']").click()
+    card.locator(".version[data-version='1'] img[alt='training_curves.png']").click()
     expect(page.locator("#lightbox img")).to_be_visible()
     page.screenshot(path=screenshot_path("e2e-models-curves"))
     page.keyboard.press("Escape")
-    page.locator(".version[data-version='3']").get_by_role(
+    card.locator(".version[data-version='3']").get_by_role(
         "button", name="Promote to production"
     ).click()
     expect(production).to_have_attribute("data-version", "3", timeout=30000)
-    page.get_by_role("button", name="Roll back production").click()
+    card.get_by_role("button", name="Roll back production").click()
     expect(page.locator("#banner")).to_contain_text("production: v3 → v1", timeout=30000)
     expect(production).to_have_attribute("data-version", "1", timeout=30000)
     expect(page.locator(".timeline li").first).to_have_attribute("data-kind", "rollback")
