@@ -16,6 +16,9 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from chimp.shared.schemas.base import StrictModel
 
+# The worker tells its training child its pid: the child dies with that process (runner.py).
+PARENT_PID_ENV = "CHIMP_TRAINING_WORKER_PID"
+
 
 class ChildSpec(StrictModel):
     task_id: str

@@ -27,6 +27,7 @@ from chimp.training.connector import RegistryConnector
 from chimp.training.plugins.base import PluginContext, TaskCancelledError
 from chimp.training.plugins.discovery import discover_plugins
 from chimp.training.protocol import (
+    PARENT_PID_ENV,
     CancelledEvent,
     ChildSpec,
     ErrorEvent,
@@ -121,7 +122,11 @@ def _die_with_the_worker() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the worker died before the request took effect
+    # The worker died before the request took effect: this process was handed to another
+    # parent. Compared with the worker's own pid, not with 1: in a container the worker
+    # itself is often pid 1.
+    worker = os.environ.get(PARENT_PID_ENV)
+    if worker is not None and os.getppid() != int(worker):
         os._exit(1)
 
 

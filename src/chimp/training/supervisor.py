@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from chimp.shared.schemas.tasks import TaskStatus
 from chimp.training.protocol import (
+    PARENT_PID_ENV,
     CancelledEvent,
     ChildSpec,
     ErrorEvent,
@@ -70,6 +71,7 @@ async def run_child(
         sys.executable,
         "-m",
         "chimp.training.runner",
+        env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
