@@ -120,7 +120,7 @@ async def shared_dataset(client: httpx.AsyncClient, tmp_path: Path) -> str:
 
 
 async def loop_status(client: httpx.AsyncClient) -> LoopStatus:
-    response = await client.get("/loop")
+    response = await client.get("/loop", headers=AUTH)
     assert response.status_code == 200, response.text
     return LoopStatus.model_validate(response.json())
 
@@ -201,15 +201,10 @@ async def test_a_failed_run_is_retried_later_with_backoff_not_at_once(
     for n in range(3):
         response = await correct(client, user, correction_form(production, model_name), crop_png(n))
         assert response.status_code == 201
-    # A run that cannot succeed: the plugin refuses a learning rate of zero.
+    # A run that cannot succeed: the plugin's bounds refuse a negative learning rate, so the
+    # training service refuses the task before anything is queued.
     loop_ctx["loop"].settings.training.recalibration_arguments = {**FAST, "learning_rate": -1.0}
-    [run] = (await continual_loop(loop_ctx))["running"]
-    async with running_worker(settings):
-        failed = await wait_for_task(client, run["task_id"], timeout_s=300)
-    assert failed.status is TaskStatus.FAILED
-
-    after = await continual_loop(loop_ctx)
-    assert after["running"] == []
+    assert (await continual_loop(loop_ctx))["running"] == []
     entry = entry_of(await loop_status(client), user)
     assert entry.state == "backoff"
     assert entry.retry_at is not None
