@@ -468,6 +468,7 @@ def test_the_stack_builds_starts_trains_serves_scales_and_goes_away(
     for port in replicas:
         assert predict(port, second["version"])["faces"][0]["label"] in EMOTIONS
 
+    training.close()
     started = time.monotonic()
     stack.compose("down", "-v", "-t", "10", timeout=600, log="down.log")
     stack.times["down -v"] = time.monotonic() - started
