@@ -84,6 +84,7 @@ async def client(
     settings: TrainingSettings, redis_client: aioredis.Redis
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(settings) as http:
+        http.headers.update(AUTH)  # tasks, users and the loop all hold people's data
         yield http
 
 
