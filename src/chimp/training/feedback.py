@@ -29,6 +29,7 @@ from chimp.shared.errors import (
     ValidationFailedError,
 )
 from chimp.shared.registry import AsyncModelRegistry, user_alias
+from chimp.shared.schemas.datasets import dataset_owner
 from chimp.shared.schemas.users import Correction
 from chimp.shared.vision import decode_image
 
@@ -173,9 +174,8 @@ async def count_corrections(datastore: Datastore, user_id: str) -> int:
 
 
 def is_calibration_of(name: str, user_id: str) -> bool:
-    """``calib-<user>-<digits>``: the digits tell ``ann``'s datasets from ``ann-b``'s."""
-    prefix = calibration_prefix(user_id)
-    return name.startswith(prefix) and name[len(prefix) :].isdigit()
+    """``calib-<user>-<digits>``: the datasets' one ownership rule (shared with the API)."""
+    return dataset_owner(name) == user_id
 
 
 def owner_of(name: str) -> str | None:
