@@ -34,7 +34,6 @@ from chimp.shared.schemas.users import Correction
 from chimp.shared.vision import decode_image
 
 FEEDBACK_PREFIX = "feedback-"
-CALIBRATION_PREFIX = "calib-"
 PROVENANCE_DIR = "provenance"
 # Dataset names are at most 64 characters: "feedback-" leaves 55 for the id.
 MAX_USER_ID = 48
@@ -53,11 +52,6 @@ def check_user_id(user_id: str) -> str:
 
 def feedback_dataset(user_id: str) -> str:
     return f"{FEEDBACK_PREFIX}{user_id}"
-
-
-def calibration_prefix(user_id: str) -> str:
-    """Calibration datasets the web app uploads for a user: ``calib-<user>-<ms since epoch>``."""
-    return f"{CALIBRATION_PREFIX}{user_id}-"
 
 
 def new_correction_id(now: datetime) -> str:
