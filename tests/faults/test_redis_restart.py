@@ -64,7 +64,9 @@ async def test_redis_restart_while_a_task_runs_ends_it_with_an_outcome(
             while (await client.get(f"/tasks/{task_id}")).json()["status"] != "running":
                 assert loop.time() < deadline
                 await asyncio.sleep(0.1)
-            own_redis.restart()
+            own_redis.stop()
+            await asyncio.sleep(4)
+            own_redis.start()
             task = await _finished(client, task_id)
             # Whichever outcome, it is told: succeeded with its result, or failed saying why.
             if task.status is TaskStatus.SUCCEEDED:

@@ -9,6 +9,7 @@ very same options from ``TrainingSettings`` read from the environment when arq a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import ItemsView
 from typing import Any
@@ -17,6 +18,10 @@ import anyio
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chimp.shared.datastore import open_datastore
 from chimp.shared.registry import AsyncModelRegistry, ModelRegistry
@@ -45,6 +50,21 @@ JOB_TIMEOUT_MARGIN_S = 120
 LOOP_FUNCTION = "continual_loop"
 LOOP_TIMEOUT_S = 300
 LOOP_REGISTRY_THREADS = 2
+# A Redis restart must not end the worker: arq stops on the first failed command, so every
+# command (connecting included) is retried with backoff, 0.5 s doubling up to 5 s, for about
+# 90 s in all. A longer outage stops the worker with the connection error.
+REDIS_RETRIES = 20
+REDIS_BACKOFF = ExponentialBackoff(cap=5.0, base=0.25)
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """arq's connection settings for ``url``, riding out a Redis restart."""
+    return dataclasses.replace(
+        RedisSettings.from_dsn(url),
+        retry=Retry(REDIS_BACKOFF, REDIS_RETRIES),
+        # OSError: redis-py retries connecting only on these, and a refused connect is one.
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+    )
 
 
 async def startup(ctx: WorkerContext) -> None:
@@ -170,7 +190,7 @@ def worker_options(settings: TrainingSettings) -> dict[str, Any]:
             ),
             loop_cron(settings),
         ],
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": redis_settings(settings.redis_url),
         "queue_name": settings.training.queue_name,
         "on_startup": startup,
         "on_shutdown": shutdown,
