@@ -270,3 +270,58 @@ async def test_a_production_move_recalibrates_stale_personal_models_through_the_
     # Tried once for this production version: not again and again.
     assert (await continual_loop(loop_ctx))["running"] == []
     assert entry_of(await loop_status(client), user).state == "waiting"
+
+
+def shared_entry(status: LoopStatus) -> Any:
+    return next(e for e in status.entries if e.kind == "shared-retraining")
+
+
+async def test_corrections_from_everyone_start_a_shared_retraining_through_the_gate(
+    client: httpx.AsyncClient,
+    settings: TrainingSettings,
+    loop_ctx: WorkerContext,
+    registry: ModelRegistry,
+    model_name: str,
+    shared_dataset: str,
+    tmp_path: Path,
+) -> None:
+    config = settings.training  # the API's and the cron job's settings alike
+    config.shared_feedback_threshold = 4
+    config.feedback_threshold = 1000  # no one is due a re-calibration of their own
+    config.retraining_arguments = {"mode": "train", "epochs": 1, "batch_size": 16}
+    production = register_production(registry, model_name, tmp_path, shared_dataset)
+    form = correction_form(production, model_name)
+    ann, bo = f"ann{uuid.uuid4().hex[:8]}", f"bo{uuid.uuid4().hex[:8]}"
+    for n, person in enumerate([ann, ann, bo]):
+        assert (await correct(client, person, form, crop_png(n))).status_code == 201
+    waiting = shared_entry(await loop_status(client))
+    assert (waiting.state, waiting.reason) == ("waiting", "3 of 4 corrections from everyone")
+    assert (await continual_loop(loop_ctx))["running"] == []
+
+    assert (await correct(client, bo, form, crop_png(3))).status_code == 201
+    ready = shared_entry(await loop_status(client))
+    assert (ready.state, ready.reason) == ("ready", "4 new corrections (threshold 4)")
+    [run] = (await continual_loop(loop_ctx))["running"]
+    assert (run["kind"], run["user_id"]) == ("shared-retraining", None)
+    again = await continual_loop(loop_ctx)  # one shared retraining at a time
+    assert [r["task_id"] for r in again["running"]] == [run["task_id"]]
+
+    async with running_worker(settings):
+        task = await wait_for_task(client, run["task_id"], timeout_s=300)
+    assert task.status is TaskStatus.SUCCEEDED, task.error
+    assert task.user_id is None
+    assert task.datasets == {"train": shared_dataset}  # production's own dataset ...
+    assert task.result is not None
+    shared_images = 4 * len(EMOTIONS)
+    assert task.result["train_images"] + task.result["test_images"] == shared_images + 4
+    # ... plus both people's corrections, and the shared gate decides, as for any candidate.
+    decision = task.result["decision"]
+    assert decision["baseline_version"] == production
+    assert decision["verdict"] in ("promoted", "rejected")
+    now = registry.aliases(model_name)[PRODUCTION]
+    promoted = decision["verdict"] == "promoted"
+    assert now == (decision["candidate_version"] if promoted else production)
+
+    await continual_loop(loop_ctx)  # folds the finished run in: those corrections are used
+    settled = shared_entry(await loop_status(client))
+    assert (settled.state, settled.reason) == ("waiting", "0 of 4 corrections from everyone")
