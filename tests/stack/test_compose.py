@@ -171,7 +171,7 @@ def test_an_empty_serving_port_lets_the_engine_pick_one_per_replica(
 
 def test_profiles_select_the_documented_services(compose: list[str], env_file: Path) -> None:
     infra = {"mlflow", "redis", "seaweedfs", "s3-setup"}
-    app = {"training", "frontend"}
+    app = {"training", "frontend", "pretrained"}
     # No --profile: COMPOSE_PROFILES=default from .env, i.e. everything on CPU.
     assert services(compose, env_file) == infra | app | {"worker", "serving"}
     gpu = infra | app | {"worker-gpu", "serving-gpu"}

@@ -40,7 +40,9 @@ TORCH_WHEEL = "torch-2.13.0+cpu-*.whl"
 BUILD_TIMEOUT_S = 45 * 60
 HEALTHY_TIMEOUT_S = 15 * 60
 TASK_TIMEOUT_S = 10 * 60
-CORE = {"redis", "seaweedfs", "s3-setup", "mlflow", "training", "worker", "serving", "frontend"}
+CORE = {"redis", "seaweedfs", "s3-setup", "mlflow", "pretrained", "training", "worker", "serving",
+        "frontend"}  # fmt: skip
+ONE_SHOT = {"s3-setup", "pretrained"}  # done once they have exited 0
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +123,7 @@ class Stack:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def wait_healthy(self, services: set[str], replicas: dict[str, int]) -> None:
-        """Every container healthy (s3-setup: exited 0), the expected replica counts."""
+        """Every container healthy (one-shots: exited 0), the expected replica counts."""
         deadline = time.monotonic() + HEALTHY_TIMEOUT_S
         while True:
             rows = self.containers()
@@ -135,11 +137,7 @@ class Stack:
             }
             counts = {s: sum(1 for r in rows if r["Service"] == s) for s in services}
             done = all(counts[s] >= replicas.get(s, 1) for s in services) and all(
-                (
-                    r["Service"] == "s3-setup"
-                    and r.get("State") == "exited"
-                    and r.get("ExitCode") == 0
-                )
+                (r["Service"] in ONE_SHOT and r.get("State") == "exited" and r.get("ExitCode") == 0)
                 or (r.get("State") == "running" and r.get("Health") == "healthy")
                 for r in rows
             )
@@ -397,6 +395,22 @@ def test_the_stack_builds_starts_trains_serves_scales_and_goes_away(
     training = httpx.Client(base_url=f"http://127.0.0.1:{stack.ports['PORT_TRAINING']}", timeout=60)
     frontend = f"http://127.0.0.1:{stack.ports['PORT_FRONTEND']}"
     assert httpx.get(f"{frontend}/", timeout=30, follow_redirects=True).status_code == 200
+    auth = {"Authorization": f"Bearer {stack.token}"}
+
+    # First start: before anyone trained anything, the one-shot `pretrained` registered the
+    # image's pretrained FER2013 model as production, through the gate, and serving answers.
+    versions = training.get("/models/emotion-recognition/versions", headers=auth)
+    assert versions.status_code == 200, versions.text
+    [pretrained] = versions.json()
+    assert "production" in pretrained["aliases"]
+    assert pretrained["decision"]["verdict"] == "first"
+    assert pretrained["tags"]["chimp.source.licence"] == "MIT"
+    (serving_port,) = stack.host_ports("serving")
+    started = time.monotonic()
+    answer = predict(serving_port, pretrained["version"])
+    stack.times["predict (first answer, loads the model)"] = time.monotonic() - started
+    assert answer["mode"] == "whole"
+    assert answer["faces"][0]["label"] in EMOTIONS
 
     # A dataset goes into SeaweedFS through the training API...
     data = write_folder_dataset(tmp_path / "faces", per_label=6, test_per_label=2)
@@ -410,33 +424,23 @@ def test_the_stack_builds_starts_trains_serves_scales_and_goes_away(
     assert upload.status_code == 201, upload.text
     assert upload.json()["files"] == 7 * 8
 
-    # A one-epoch model may score near chance: the gate's floor is lowered so the first
-    # version still becomes production (the policy lives in the training service, in MLflow).
-    policy = training.put(
-        "/models/emotion-recognition/policy",
-        json={"min_value": 0},
-        headers={"Authorization": f"Bearer {stack.token}"},
-    )
-    assert policy.status_code == 200, policy.text
-
     # ... the worker trains on it and MLflow stores the model (artifacts in SeaweedFS too).
+    # The gate compares it with the pretrained champion and says which stays production.
     started = time.monotonic()
     first = run_training(training, stack.token, promote=True)
     stack.times["train"] = time.monotonic() - started
     model = first["result"]["models"][0]
     assert model["name"] == "emotion-recognition"
-    assert "production" in model["aliases"]
+    verdict = first["result"]["decision"]["verdict"]
+    assert verdict in ("promoted", "rejected")
+    production = model if verdict == "promoted" else pretrained
+    assert ("production" in model["aliases"]) == (verdict == "promoted")
+    assert predict(serving_port, production["version"])["faces"][0]["label"] in EMOTIONS
 
-    (serving_port,) = stack.host_ports("serving")
-    started = time.monotonic()
-    answer = predict(serving_port, model["version"])
-    stack.times["predict (first answer, loads the model)"] = time.monotonic() - started
-    assert answer["mode"] == "whole"
-    assert answer["faces"][0]["label"] in EMOTIONS
-
-    # A second version, not promoted: production stays on the first.
+    # A second version, not promoted: production stays where the gate left it.
     second = run_training(training, stack.token, promote=False)["result"]["models"][0]
-    assert second["version"] != model["version"]
+    assert second["version"] not in (model["version"], pretrained["version"])
+    assert "production" not in second["aliases"]
 
     # Scale-out: two workers on the queue, two serving replicas on their own host ports.
     started = time.monotonic()
@@ -456,13 +460,13 @@ def test_the_stack_builds_starts_trains_serves_scales_and_goes_away(
     replicas = stack.host_ports("serving")
     assert len(replicas) == 2, stack.containers()
     for port in replicas:
-        assert predict(port, model["version"])["faces"][0]["label"] in EMOTIONS
+        assert predict(port, production["version"])["faces"][0]["label"] in EMOTIONS
 
     # The alias moves once, in the training service; every replica follows it.
     moved = training.post(
         f"/models/{model['name']}/aliases/production",
         json={"version": second["version"]},
-        headers={"Authorization": f"Bearer {stack.token}"},
+        headers=auth,
     )
     assert moved.status_code == 200, moved.text
     for port in replicas:

@@ -76,6 +76,12 @@ VARIABLES: tuple[EnvVar, ...] = (
         generate=_password,
     ),
     EnvVar(
+        "PRETRAINED_MODEL",
+        "true: a stack with no shared production model registers the pretrained FER2013 model "
+        "the image carries (through the evaluation gate); false: start with no model.",
+        "true",
+    ),
+    EnvVar(
         "PORT_FRONTEND",
         "Host ports, on PUBLISH_ADDRESS. PORT_SERVING is a range: one port per serving replica.",
         "5252",
