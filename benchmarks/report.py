@@ -136,9 +136,9 @@ def main() -> int:
         + (" --quick" if args.quick else "")
         + f" on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Do not edit by hand: run it again.",
         "",
-        "**Measured on a shared, loaded machine** (other work ran alongside, see the load",
-        "averages): read the figures as lower bounds and compare ratios (API vs raw ONNX",
-        "Runtime) rather than absolute numbers.",
+        "Every section gives the load average before and after its run: figures taken while",
+        "other work shared the machine are lower bounds, and ratios (API vs raw ONNX Runtime)",
+        "travel between machines better than absolute numbers.",
         "",
         "## Machine",
         "",
