@@ -143,7 +143,7 @@ async def app_client(app: Any, base: str) -> AsyncIterator[httpx.AsyncClient]:
 
 async def wait_task(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     while True:
-        task: dict[str, Any] = (await client.get(f"/tasks/{task_id}")).json()
+        task: dict[str, Any] = (await client.get(f"/tasks/{task_id}", headers=AUTH)).json()
         if task["status"] in ("succeeded", "failed", "cancelled"):
             return task
         await asyncio.sleep(0.2)
