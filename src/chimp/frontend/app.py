@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from chimp.frontend.access import AccessMiddleware
 from chimp.frontend.clients import BackendError, Backends, open_backends
 from chimp.frontend.config import FrontendSettings
+from chimp.frontend.corrections import InputSpecs
 from chimp.frontend.routes import api, live, me, monitoring, pages
 from chimp.frontend.sessions import SessionSigner
 from chimp.shared.api_docs import install_api_docs
@@ -72,6 +73,8 @@ def create_app(
             settings, training_transport=training_transport, serving_transport=serving_transport
         ) as backends:
             app.state.backends = backends
+            # One cache for every live socket: a version's input never changes.
+            app.state.input_specs = InputSpecs(backends.training)
             yield
 
     app = FastAPI(

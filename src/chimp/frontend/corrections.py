@@ -21,7 +21,7 @@ import httpx
 
 from chimp.frontend.clients import Backend, BackendError, error_body, upstream_path
 from chimp.shared.errors import ChimpError, InvalidInputError
-from chimp.shared.preprocessing import to_color
+from chimp.shared.preprocessing import resize_to, to_color
 from chimp.shared.schemas.models import Box, ImagePrediction, InputSpec, ModelVersionInfo
 from chimp.shared.vision import crop, decode_image
 
@@ -84,8 +84,7 @@ def model_crop(jpeg: bytes, box: Box | None, spec: InputSpec, margin: float) -> 
     region = to_color(region, spec)
     if spec.color == "rgb":  # to_color gives RGB; PNG files are written from BGR
         region = cv2.cvtColor(region, cv2.COLOR_RGB2BGR)
-    resized = cv2.resize(region, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
-    ok, png = cv2.imencode(".png", resized)
+    ok, png = cv2.imencode(".png", resize_to(region, spec))  # as serving resizes it
     if not ok:  # pragma: no cover - OpenCV encodes any image it made
         raise InvalidInputError("the face crop could not be encoded")
     return bytes(png.tobytes())

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from chimp.frontend.clients import Backends
 from chimp.frontend.config import FrontendConfig, FrontendSettings
+from chimp.frontend.corrections import InputSpecs
 from chimp.frontend.sessions import SessionSigner
 
 
@@ -17,6 +18,12 @@ def backends_of(conn: HTTPConnection) -> Backends:
     backends = conn.app.state.backends
     assert isinstance(backends, Backends), "lifespan did not run"
     return backends
+
+
+def input_specs_of(conn: HTTPConnection) -> InputSpecs:
+    specs = conn.app.state.input_specs
+    assert isinstance(specs, InputSpecs), "lifespan did not run"
+    return specs
 
 
 def settings_of(conn: HTTPConnection) -> FrontendSettings:

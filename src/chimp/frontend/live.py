@@ -21,7 +21,8 @@ def status(state: str, message: str) -> dict[str, Any]:
 
 async def predict_frame(
     serving: Backend, model_name: str, user_id: str, jpeg: bytes
-) -> dict[str, Any]:
+) -> ImagePrediction | dict[str, Any]:
+    """Serving's prediction for one frame, or the status message the page shows instead."""
     try:
         response = await serving.request(
             "POST",
@@ -48,7 +49,6 @@ async def predict_frame(
     if response.status_code >= 400:
         return status("error", error_body("serving", response)[1].error)
     try:
-        prediction = ImagePrediction.model_validate(response.json())
+        return ImagePrediction.model_validate(response.json())
     except (ValidationError, ValueError):
         return status("error", "the serving service answered something that is not a prediction")
-    return {"type": "prediction", **prediction.model_dump(mode="json")}

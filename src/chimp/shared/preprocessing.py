@@ -34,16 +34,21 @@ def to_color(image: UInt8Image, spec: InputSpec) -> UInt8Image:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def resize_to(image: UInt8Image, spec: InputSpec) -> UInt8Image:
+    """The image at the spec's size: area averaging when shrinking, bilinear when enlarging."""
+    if image.shape[0] == spec.height and image.shape[1] == spec.width:
+        return image
+    shrinking = image.shape[0] > spec.height
+    return cv2.resize(
+        image,
+        (spec.width, spec.height),
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+    )
+
+
 def to_chw(image: UInt8Image, spec: InputSpec) -> FloatTensor:
     """One image as a float32 (C, H, W) array: resized, colour-converted, scaled, normalised."""
-    image = to_color(image, spec)
-    if image.shape[0] != spec.height or image.shape[1] != spec.width:
-        shrinking = image.shape[0] > spec.height
-        image = cv2.resize(
-            image,
-            (spec.width, spec.height),
-            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
-        )
+    image = resize_to(to_color(image, spec), spec)
     array = image.astype(np.float32) * np.float32(spec.scale)
     array = array[np.newaxis, :, :] if array.ndim == 2 else np.transpose(array, (2, 0, 1))
     mean = np.asarray(spec.mean, dtype=np.float32).reshape(-1, 1, 1)

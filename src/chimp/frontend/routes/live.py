@@ -14,7 +14,7 @@ import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from chimp.frontend.corrections import InputSpecs, RecentFrames, ReviewOffers, send_correction
-from chimp.frontend.dependencies import backends_of, settings_of, user_id_of
+from chimp.frontend.dependencies import backends_of, input_specs_of, settings_of, user_id_of
 from chimp.frontend.live import predict_frame, status
 from chimp.shared.schemas.models import ImagePrediction
 
@@ -32,7 +32,7 @@ async def live_socket(websocket: WebSocket) -> None:
     min_interval = 1.0 / cfg.max_fps
     next_allowed = 0.0
     frames = RecentFrames()
-    specs = InputSpecs(backends_of(websocket).training)
+    specs = input_specs_of(websocket)
     offers = ReviewOffers(below=cfg.review_below, min_gap_s=cfg.review_min_gap_s)
     try:
         await websocket.send_json(
@@ -63,15 +63,18 @@ async def live_socket(websocket: WebSocket) -> None:
             if wait > 0:
                 await anyio.sleep(wait)
             next_allowed = time.monotonic() + min_interval
-            reply = await predict_frame(serving, settings.model_name, user_id, frame)
-            prediction = None
-            if reply["type"] == "prediction":
-                prediction = ImagePrediction.model_validate(reply)
-                reply["frame"] = frames.add(frame, prediction)
-            await websocket.send_json(reply)
-            uncertain = offers.wants(prediction) if prediction is not None else None
-            if prediction is not None and uncertain is not None:
-                seen = frames.get(reply["frame"])
+            answer = await predict_frame(serving, settings.model_name, user_id, frame)
+            if not isinstance(answer, ImagePrediction):
+                await websocket.send_json(answer)
+                continue
+            prediction = answer
+            frame_id = frames.add(frame, prediction)
+            await websocket.send_json(
+                {"type": "prediction", **prediction.model_dump(mode="json"), "frame": frame_id}
+            )
+            uncertain = offers.wants(prediction)
+            if uncertain is not None:
+                seen = frames.get(frame_id)
                 assert seen is not None
                 kept = await offers.offer(
                     backends_of(websocket).training,

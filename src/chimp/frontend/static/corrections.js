@@ -30,19 +30,28 @@
     return live.chosen >= 0 && live.chosen < faces.length ? live.chosen : 0;
   }
 
+  // The buttons are made once per label set and only updated per frame: replacing them at the
+  // frame rate would swap the button under the pointer between press and release.
+  const hint = el("span", { class: "hint" });
+  let shownLabels = null;
+
   function renderButtons() {
     const labels = session ? session.emotions : [];
-    buttons.replaceChildren(
-      el("span", { class: "hint" }, current ? `Model says ${current.label} (${pct(current.score)}). It is really:` : "No face to correct."),
-      ...labels.map((label, i) => el("button", {
+    if (labels !== shownLabels) {
+      shownLabels = labels;
+      buttons.replaceChildren(hint, ...labels.map((label, i) => el("button", {
         type: "button",
-        class: "correct" + (current && current.label === label ? " same" : ""),
+        class: "correct",
         dataset: { label },
-        disabled: !current || undefined,
         title: `Key ${i + 1}`,
         onclick: () => correct(label),
-      }, `${i + 1} ${label}`)),
-    );
+      }, `${i + 1} ${label}`)));
+    }
+    hint.textContent = current ? `Model says ${current.label} (${pct(current.score)}). It is really:` : "No face to correct.";
+    for (const button of buttons.querySelectorAll("button.correct")) {
+      button.classList.toggle("same", Boolean(current) && current.label === button.dataset.label);
+      button.disabled = !current;
+    }
   }
 
   function correct(label) {

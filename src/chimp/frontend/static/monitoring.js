@@ -191,8 +191,7 @@
     if (!box) return;
     let models;
     try {
-      const body = await api("models");
-      models = Array.isArray(body) ? body : (body && body.models) || [];
+      models = await api("models");
     } catch (err) {
       return; // the models list above already says what is wrong
     }
