@@ -179,18 +179,11 @@ def _number(value: Any) -> str:
 
 
 def _decision_line(decision: Any) -> str | None:
-    """``verdict: <verdict> - <reason>`` from a result's gate decision, whatever its keys."""
-    if not isinstance(decision, dict):
+    """``verdict: <verdict> - <reason>`` from a gate :class:`Decision` as the result holds it."""
+    if not isinstance(decision, dict) or "verdict" not in decision:
         return None
-    verdict = next(
-        (decision[k] for k in ("verdict", "outcome", "decision", "action") if k in decision), None
-    )
-    if verdict is None and "promoted" in decision:
-        verdict = "promoted" if decision["promoted"] else "not promoted"
-    reason = decision.get("reason") or decision.get("message")
-    if verdict is None and reason is None:
-        return None
-    return f"verdict: {verdict or '?'}" + (f" - {reason}" if reason else "")
+    reason = decision.get("reason")
+    return f"verdict: {decision['verdict']}" + (f" - {reason}" if reason else "")
 
 
 def summarize(task: TaskInfo) -> list[str]:
@@ -212,7 +205,10 @@ def summarize(task: TaskInfo) -> list[str]:
         for key in KEY_METRICS:
             if key not in metrics and key in (model.get("metrics") or {}):
                 metrics[key] = model["metrics"][key]
-    lines += filter(None, [_decision_line(result.get("decision"))])
+    # The task's decision is its version's decision too: said once.
+    overall = _decision_line(result.get("decision"))
+    if overall is not None and overall not in lines:
+        lines.append(overall)
     if metrics:
         lines.append("metrics: " + ", ".join(f"{k} {_number(v)}" for k, v in metrics.items()))
     elif result and not result.get("models"):

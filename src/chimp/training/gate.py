@@ -114,7 +114,7 @@ def decide(
     return "promoted", f"{versus}: {_fmt(diff)} better", compared
 
 
-def _recorded_set(registry: ModelRegistry, model: str, version: str, work: Path) -> EvaluationSet:
+def recorded_set(registry: ModelRegistry, model: str, version: str, work: Path) -> EvaluationSet:
     try:
         path = registry.download_version_artifact(model, version, EVALUATION_ARTIFACT, work)
     except NotFoundError:
@@ -134,7 +134,7 @@ def choose_data(
     if dataset is not None:
         return dataset
     if champion is not None:
-        recorded = _recorded_set(registry, model, champion, work)
+        recorded = recorded_set(registry, model, champion, work)
         trained = candidate.trained if candidate is not None else set()
         fresh = recorded.without(trained)
         if len(fresh):
@@ -153,7 +153,7 @@ def _score_version(
     return score(onnx_path, info.metadata, data)
 
 
-def _keep_evidence(
+def keep_evidence(
     registry: ModelRegistry,
     info: ModelVersionInfo,
     decision: Decision,
@@ -282,7 +282,7 @@ def gate_version(
         if candidate is not None and len(candidate.held_out):
             base = data if data is not None else EvaluationSet("", [])
             to_record = base.merged(candidate.held_out, f"held-out data of version {version}")
-        _keep_evidence(registry, info, decision, to_record, work)
+        keep_evidence(registry, info, decision, to_record, work)
     logger.info("gate on %s version %s: %s (%s)", model, version, verdict, reason)
     return decision
 

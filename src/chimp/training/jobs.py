@@ -171,6 +171,7 @@ async def _download(state: WorkerState, job: TrainingJob, root: Path) -> dict[st
         paths, _ = await personal_datasets(
             state.settings,
             state.datastore,
+            state.registry,
             user_id=job.user_id,
             arguments=job.arguments,
             datasets=job.datasets,

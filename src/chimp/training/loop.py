@@ -86,12 +86,24 @@ async def _settle(deps: LoopDeps, record: LoopRecord) -> bool:
         record.failures, record.retry_at, record.last_error = 0, None, None
         record.used = record.started_with
     else:
-        record.failures += 1
-        wait = min(MAX_BACKOFF_S, deps.settings.training.loop_retry_s * 2 ** (record.failures - 1))
-        record.retry_at = time.time() + wait
-        record.last_error = (task.error or task.status.value) if task else "the task vanished"
+        error = (task.error or task.status.value) if task else "the task vanished"
+        _back_off(deps, record, error)
     record.task_id = None
     return False
+
+
+def _back_off(deps: LoopDeps, record: LoopRecord, error: str) -> None:
+    """One more failure: no new run before ``loop_retry_s``, doubling per failure."""
+    record.failures += 1
+    wait = min(MAX_BACKOFF_S, deps.settings.training.loop_retry_s * 2 ** (record.failures - 1))
+    record.retry_at, record.last_error = time.time() + wait, error
+
+
+async def _save(deps: LoopDeps, candidate: Candidate) -> None:
+    if candidate.user_id is not None:
+        await deps.users.save_loop_record(candidate.user_id, candidate.record)
+    else:
+        await deps.users.save_shared_record(candidate.record)
 
 
 async def _production(deps: LoopDeps) -> ModelVersionInfo | None:
@@ -158,13 +170,11 @@ async def _look_at_user(
     return candidate
 
 
-async def _look_at_shared(deps: LoopDeps, people: set[str]) -> Candidate:
+async def _look_at_shared(deps: LoopDeps, total: int) -> Candidate:
+    """``total``: everyone's corrections, as counted for each person."""
     config = deps.settings.training
     record = await deps.users.shared_record()
     running = await _settle(deps, record)
-    total = 0
-    for user in people:
-        total += await count_corrections(deps.datastore, user)
     pending = max(0, total - record.used)
     entry = LoopEntry(kind="shared-retraining", state="waiting", reason="")
     candidate = Candidate(None, record, total, entry)
@@ -186,7 +196,7 @@ async def _survey(deps: LoopDeps) -> list[Candidate]:
     production = await _production(deps)
     people = await _people(deps)
     found = [await _look_at_user(deps, user, production) for user in sorted(people)]
-    found.append(await _look_at_shared(deps, people))
+    found.append(await _look_at_shared(deps, sum(c.corrections for c in found)))
     return found
 
 
@@ -260,11 +270,8 @@ async def _start_retraining(deps: LoopDeps, candidate: Candidate) -> None:
 
 
 async def _fail_start(deps: LoopDeps, candidate: Candidate, exc: ChimpError) -> None:
-    record = candidate.record
-    record.failures += 1
-    wait = min(MAX_BACKOFF_S, deps.settings.training.loop_retry_s * 2 ** (record.failures - 1))
-    record.retry_at, record.last_error = time.time() + wait, exc.message
-    candidate.entry.state, candidate.entry.retry_at = "backoff", _when(record.retry_at)
+    _back_off(deps, candidate.record, exc.message)
+    candidate.entry.state, candidate.entry.retry_at = "backoff", _when(candidate.record.retry_at)
     logger.warning("loop: could not start %s: %s", candidate.entry.kind, exc.message)
 
 
@@ -276,10 +283,7 @@ async def run_loop(deps: LoopDeps) -> list[LoopEntry]:
     for candidate in found:
         user = candidate.user_id
         if candidate.entry.state != "ready":
-            if user is not None:
-                await deps.users.save_loop_record(user, candidate.record)
-            else:
-                await deps.users.save_shared_record(candidate.record)
+            await _save(deps, candidate)
             continue
         key = user if user is not None else SHARED
         if user is not None and running >= deps.settings.training.max_recalibrations:
@@ -288,7 +292,7 @@ async def run_loop(deps: LoopDeps) -> list[LoopEntry]:
                 f" (queued: {running} re-calibrations run, at most "
                 f"{deps.settings.training.max_recalibrations})"
             )
-            await deps.users.save_loop_record(user, candidate.record)
+            await _save(deps, candidate)
             continue
         if not await deps.users.lock(key, LOCK_TTL_S):
             continue  # another loop run (another worker) is on it
@@ -300,10 +304,7 @@ async def run_loop(deps: LoopDeps) -> list[LoopEntry]:
                 await _start_retraining(deps, candidate)
         except ChimpError as exc:
             await _fail_start(deps, candidate, exc)
-            if user is not None:
-                await deps.users.save_loop_record(user, candidate.record)
-            else:
-                await deps.users.save_shared_record(candidate.record)
+            await _save(deps, candidate)
         finally:
             await deps.users.unlock(key)
     return [c.entry for c in found]

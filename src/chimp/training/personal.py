@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from chimp.shared.registry import PRODUCTION, ModelRegistry
 from chimp.shared.schemas.models import ModelVersionInfo
 from chimp.training.config import TrainingSettings
 from chimp.training.feedback import feedback_dataset, is_calibration_of, owner_of
-from chimp.training.plugins.builtin.image_data import IMAGE_SUFFIXES
+from chimp.training.plugins.builtin.image_data import IMAGE_SUFFIXES, label_folders
 
 logger = logging.getLogger(__name__)
 
@@ -42,25 +42,18 @@ class PersonalData:
     user_images: int = 0
     replay_images: int = 0
     replay_source: str | None = None
-    labels: dict[str, int] = field(default_factory=dict)
 
 
 def label_files(root: Path) -> list[tuple[str, Path]]:
     """``(label, file)`` of every image under ``train/<label>/`` (or top-level ``<label>/``)."""
     base = root / "train" if (root / "train").is_dir() else root
-    found = []
-    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-        if folder.name.startswith((".", "__")):
-            continue
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                found.append((folder.name.strip().lower(), path))
-    return found
+    return [(label, path) for label, paths in label_folders(base).items() for path in paths]
 
 
-def _place(files: list[tuple[str, Path]], train: Path, prefix: str, labels: set[str]) -> int:
+def _place(source: Path, train: Path, prefix: str, labels: set[str]) -> int:
+    """Copy the images of ``source`` into ``train/<label>/`` (file work: run it in a thread)."""
     placed = 0
-    for label, path in files:
+    for label, path in label_files(source):
         if labels and label not in labels:
             continue
         target = train / label / f"{prefix}{path.name}"
@@ -124,7 +117,8 @@ async def assemble(
         except NotFoundError:
             continue  # deleted meanwhile
         data.datasets.append(name)
-        data.user_images += _place(label_files(folder), train, f"{USER_PREFIX}{name}-", wanted)
+        prefix = f"{USER_PREFIX}{name}-"
+        data.user_images += await asyncio.to_thread(_place, folder, train, prefix, wanted)
     source = production.metadata.dataset if production and production.metadata else None
     if replay_images > 0 and source and source not in names:
         try:
@@ -132,12 +126,12 @@ async def assemble(
             paths = replay_paths([e.path for e in manifest.entries], labels, replay_images, seed)
             if paths:
                 folder = await datastore.download_files(source, paths, work / "replay")
-                data.replay_images = _place(label_files(folder), train, REPLAY_PREFIX, wanted)
+                data.replay_images = await asyncio.to_thread(
+                    _place, folder, train, REPLAY_PREFIX, wanted
+                )
                 data.replay_source = source
         except ChimpError as exc:
             logger.warning("no replay images from %s: %s", source, exc.message)
-    for label, _ in label_files(root):
-        data.labels[label] = data.labels.get(label, 0) + 1
     logger.info(
         "personal data for %s: %d own images from %s, %d replay images from %s",
         user_id,
@@ -154,8 +148,7 @@ def user_image(path: Path) -> bool:
     return path.name.startswith(USER_PREFIX)
 
 
-def _production(tracking_uri: str, experiment: str, model_name: str) -> ModelVersionInfo | None:
-    registry = ModelRegistry(tracking_uri, experiment=experiment)
+def _production(registry: ModelRegistry, model_name: str) -> ModelVersionInfo | None:
     try:
         return registry.resolve(model_name, alias=PRODUCTION)
     except NotFoundError:
@@ -165,6 +158,7 @@ def _production(tracking_uri: str, experiment: str, model_name: str) -> ModelVer
 async def personal_datasets(
     settings: TrainingSettings,
     datastore: Datastore,
+    registry: ModelRegistry,
     *,
     user_id: str,
     arguments: dict[str, Any],
@@ -173,9 +167,7 @@ async def personal_datasets(
 ) -> tuple[dict[str, Path], PersonalData]:
     """The local datasets of a calibration task: its first dataset key gets the assembly."""
     model_name = str(arguments.get("model_name") or settings.model_name)
-    production = await asyncio.to_thread(
-        _production, settings.mlflow.tracking_uri, settings.mlflow.experiment, model_name
-    )
+    production = await asyncio.to_thread(_production, registry, model_name)
     labels = list(production.metadata.labels) if production and production.metadata else []
     data = await assemble(
         datastore,
@@ -194,7 +186,7 @@ async def personal_datasets(
 async def add_corrections(datastore: Datastore, dataset_root: Path, work: Path) -> int:
     """Copy every user's corrections into the train folders of ``dataset_root``."""
     base = dataset_root / "train" if (dataset_root / "train").is_dir() else dataset_root
-    labels = {p.name for p in base.iterdir() if p.is_dir()}
+    labels = {p.name for p in await asyncio.to_thread(list, base.iterdir()) if p.is_dir()}
     added = 0
     for info in await datastore.list_datasets():
         if owner_of(info.name) is None:
@@ -204,6 +196,6 @@ async def add_corrections(datastore: Datastore, dataset_root: Path, work: Path) 
             await datastore.download_dataset(info.name, folder)
         except NotFoundError:
             continue
-        added += _place(label_files(folder), base, f"{info.name}-", labels)
+        added += await asyncio.to_thread(_place, folder, base, f"{info.name}-", labels)
     logger.info("added %d corrections to %s", added, dataset_root)
     return added

@@ -22,19 +22,16 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chimp.shared.errors import NotFoundError
 from chimp.shared.registry import PRODUCTION, ModelRegistry, user_alias
 from chimp.shared.schemas.continual import Decision, MetricComparison, PromotionPolicy, Verdict
 from chimp.shared.schemas.models import ModelVersionInfo
 from chimp.shared.vision import read_image
 from chimp.training.evaluation import (
-    EVALUATION_ARTIFACT,
     EvaluationItem,
     EvaluationSet,
-    read_set,
     score,
 )
-from chimp.training.gate import DECISION_TAG, REASON_TAG, VERDICT_TAG
+from chimp.training.gate import keep_evidence, recorded_set
 from chimp.training.history import move_alias
 from chimp.training.personal import label_files, user_image
 from chimp.training.records import ModelRecords
@@ -71,11 +68,7 @@ def shared_set(
     production = registry.aliases(model).get(PRODUCTION)
     if production is None:
         return None
-    try:
-        path = registry.download_version_artifact(model, production, EVALUATION_ARTIFACT, work)
-    except NotFoundError:
-        return None
-    recorded = read_set(path, f"held-out data of production version {production}")
+    recorded = recorded_set(registry, model, production, work)
     return recorded if len(recorded) else None
 
 
@@ -106,27 +99,9 @@ def decide(
     return "promoted", f"{versus}: {_fmt(cand - base)} better{tail}"
 
 
-def _accuracy(
-    registry: ModelRegistry, info: ModelVersionInfo, data: EvaluationSet, work: Path
-) -> float:
+def _accuracy(onnx_path: Path, info: ModelVersionInfo, data: EvaluationSet) -> float:
     assert info.metadata is not None
-    onnx_path = registry.download_onnx(info.name, info.version, work / f"v{info.version}")
     return score(onnx_path, info.metadata, data)["accuracy"]
-
-
-def _keep(registry: ModelRegistry, info: ModelVersionInfo, decision: Decision, work: Path) -> None:
-    registry.set_version_tags(
-        info.name,
-        info.version,
-        {
-            DECISION_TAG: decision.model_dump_json(),
-            VERDICT_TAG: decision.verdict,
-            REASON_TAG: decision.reason[:4900],
-        },
-    )
-    if info.run_id is not None:
-        (work / "decision.json").write_text(decision.model_dump_json(indent=2))
-        registry.log_artifacts(info.run_id, [work / "decision.json"], artifact_path="evaluation")
 
 
 def personal_gate(
@@ -164,26 +139,32 @@ def personal_gate(
                 if (personal_root is not None)
                 else EvaluationSet(f"held-out frames of {user_id}", [])
             )
-            user_scores = None
+            user_scores = shared_scores = None
             if len(own):
                 data = own
+                # Each version is downloaded once and scored on both sets.
+                onnx = {
+                    v.version: registry.download_onnx(v.name, v.version, work / f"v{v.version}")
+                    for v in (info, baseline)
+                }
                 user_scores = (
-                    _accuracy(registry, info, own, work),
-                    _accuracy(registry, baseline, own, work),
+                    _accuracy(onnx[info.version], info, own),
+                    _accuracy(onnx[baseline.version], baseline, own),
                 )
                 compared[USER_METRIC] = MetricComparison(
                     metric=USER_METRIC, candidate=user_scores[0], baseline=user_scores[1]
                 )
-            shared = shared_set(registry, model, shared_dataset, work)
-            shared_scores = None
-            if shared is not None and user_scores is not None:
-                shared_scores = (
-                    _accuracy(registry, info, shared, work),
-                    _accuracy(registry, baseline, shared, work),
-                )
-                compared[SHARED_METRIC] = MetricComparison(
-                    metric=SHARED_METRIC, candidate=shared_scores[0], baseline=shared_scores[1]
-                )
+                shared = shared_set(registry, model, shared_dataset, work)
+                if shared is not None:
+                    shared_scores = (
+                        _accuracy(onnx[info.version], info, shared),
+                        _accuracy(onnx[baseline.version], baseline, shared),
+                    )
+                    compared[SHARED_METRIC] = MetricComparison(
+                        metric=SHARED_METRIC,
+                        candidate=shared_scores[0],
+                        baseline=shared_scores[1],
+                    )
             verdict, reason = decide(user_scores, shared_scores, forgetting_bound)
         decision = Decision(
             model=model,
@@ -211,7 +192,7 @@ def personal_gate(
                 decision=version,
                 task_id=task_id,
             )
-        _keep(registry, info, decision, work)
+        keep_evidence(registry, info, decision, None, work)
     logger.info("personal gate on %s v%s for %s: %s (%s)", model, version, user_id, verdict,
                 reason)  # fmt: skip
     return decision

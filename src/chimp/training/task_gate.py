@@ -88,7 +88,7 @@ def _gate_one(
     )
 
 
-async def _policy_dataset(
+async def policy_dataset(
     datastore: Datastore, policy: PromotionPolicy, work_dir: Path
 ) -> EvaluationSet | None:
     """The policy's evaluation dataset, read; None when it names none (or it is gone)."""
@@ -125,7 +125,7 @@ async def promote_task_versions(
         if task.user_id is not None:
             await progress(0.99, f"evaluating version {version} against the personal model")
             policy = await asyncio.to_thread(get_policy, records, name)
-            shared = await _policy_dataset(datastore, policy, work_dir)
+            shared = await policy_dataset(datastore, policy, work_dir)
             decisions.append(
                 await asyncio.to_thread(
                     personal_gate,
@@ -145,7 +145,7 @@ async def promote_task_versions(
             continue
         await progress(0.99, f"evaluating version {version} against production")
         policy = await asyncio.to_thread(get_policy, records, name)
-        evaluation = await _policy_dataset(datastore, policy, work_dir)
+        evaluation = await policy_dataset(datastore, policy, work_dir)
         decision = await asyncio.to_thread(
             _gate_one,
             registry,

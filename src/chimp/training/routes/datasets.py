@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import anyio
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.params import Depends
 
+from chimp.shared.datastore.archive import raising_disk_full
 from chimp.shared.datastore.base import check_dataset_name
 from chimp.shared.errors import (
     BadRequestError,
@@ -56,14 +56,8 @@ async def _spool(upload: UploadFile, dest: Path, limit: int) -> None:
                 raise PayloadTooLargeError(
                     f"upload larger than the limit of {limit} bytes", detail={"limit": limit}
                 )
-            try:
+            with raising_disk_full("receiving the upload"):
                 await out.write(chunk)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise InsufficientStorageError(
-                        "the disk filled up while receiving the upload; nothing was kept"
-                    ) from exc
-                raise
     if written == 0:
         raise InvalidInputError("the uploaded file is empty", detail={"field": "file"})
 

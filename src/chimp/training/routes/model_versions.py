@@ -33,16 +33,16 @@ from chimp.shared.errors import (
     ValidationFailedError,
     error_responses,
 )
-from chimp.shared.model_fit import complete_metadata, read_graph
+from chimp.shared.model_fit import check_fits, complete_metadata, read_graph
 from chimp.shared.registry.names import check_model_name
-from chimp.shared.schemas.continual import Decision, PromotionPolicy
+from chimp.shared.schemas.continual import Decision
 from chimp.shared.schemas.models import ModelMetadata, ModelVersionInfo
 from chimp.shared.schemas.plugins import describe_validation_error
-from chimp.training.dependencies import RegistryDep, StateDep, TrainingState
-from chimp.training.evaluation import EvaluationSet, dataset_set
+from chimp.training.dependencies import RegistryDep, StateDep
 from chimp.training.gate import register_and_gate
 from chimp.training.policy import get_policy
 from chimp.training.routes.datasets import _spool
+from chimp.training.task_gate import policy_dataset
 
 IMPORT_TAG = "chimp.imported_from"
 _ERRORS = error_responses(
@@ -61,30 +61,21 @@ _METADATA_HELP = (
 
 
 def _metadata(raw: Any, onnx_path: Path) -> ModelMetadata:
+    """The completed metadata, refused (422) before any other work when the graph does not fit."""
+    graph = read_graph(onnx_path)
     try:
-        return complete_metadata(raw, read_graph(onnx_path))
+        metadata = complete_metadata(raw, graph)
     except ValidationError as exc:
         problems = describe_validation_error(exc, "metadata")
         names = ", ".join(".".join(p["loc"]) for p in problems)
         raise ValidationFailedError(f"invalid metadata: {names}", detail=problems) from None
+    check_fits(graph, metadata)
+    return metadata
 
 
 class ImportedVersion(BaseModel):
     version: ModelVersionInfo = Field(description="The new version, with its aliases.")
     decision: Decision = Field(description="The evaluation gate's verdict, as for a trained one.")
-
-
-async def _evaluation_data(
-    state: TrainingState, policy: PromotionPolicy, work: Path
-) -> EvaluationSet | None:
-    """The policy's evaluation dataset, read; None when it names none (or it is gone)."""
-    if policy.evaluation_dataset is None:
-        return None
-    try:
-        root = await state.datastore.download_dataset(policy.evaluation_dataset, work / "eval")
-    except NotFoundError:
-        return None
-    return await anyio.to_thread.run_sync(dataset_set, root, policy.evaluation_dataset)
 
 
 def router(guard: Sequence[Depends]) -> APIRouter:
@@ -130,7 +121,7 @@ def router(guard: Sequence[Depends]) -> APIRouter:
             await _spool(file, onnx_path, state.settings.datastore.max_upload_bytes)
             checked = await anyio.to_thread.run_sync(_metadata, raw, onnx_path)
             policy = await anyio.to_thread.run_sync(get_policy, state.records, name)
-            evaluation = await _evaluation_data(state, policy, tmp)
+            evaluation = await policy_dataset(state.datastore, policy, tmp)
             gate = functools.partial(
                 register_and_gate,
                 registry.sync,
