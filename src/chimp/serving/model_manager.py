@@ -304,7 +304,11 @@ class ModelManager:
             self._failed[key] = _Failure(exc.message, time.monotonic())
 
     async def _do_load(self, name: str, version: str) -> LoadedModel:
-        info = await _registry_call(self._registry.get_version(name, version))
+        return await self._open(await _registry_call(self._registry.get_version(name, version)))
+
+    async def _open(self, info: ModelVersionInfo) -> LoadedModel:
+        """Download (once) and open ``info``'s ONNX; any failure is a :class:`ModelLoadError`."""
+        name, version = info.name, info.version
         try:
             path = await self._download(name, version)
         except InvalidInputError as exc:  # e.g. a version that is not an ONNX model
@@ -407,7 +411,7 @@ class ModelManager:
                 info = await _registry_call(self._registry.get_version(*key))
                 if info.metadata is None:
                     continue
-                fresh = await self._loader(info, await self._download(*key))
+                fresh = await self._open(info)
             except ChimpError as exc:
                 self._failed[key] = _Failure(exc.message, time.monotonic())
                 report.errors.append(f"{key[0]} version {key[1]}: {exc.message}")

@@ -35,7 +35,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from chimp.serving.config import MonitoringConfig
-from chimp.shared.preprocessing import softmax
+from chimp.shared.onnx_model import scores_from_outputs
 from chimp.shared.schemas.models import FacePrediction
 from chimp.shared.schemas.monitoring import CONFIDENCE_BINS, confidence_bin, confidence_bins
 
@@ -201,12 +201,12 @@ class PredictionRecorder:
             width = len(pending.labels)
             usable = [o.reshape(o.shape[0], -1) for o in pending.outputs if o.ndim and len(o)]
             usable = [o for o in usable if o.shape[1] == width]
-            merged = np.concatenate(usable).astype(np.float32) if usable else None
+            merged = np.concatenate(usable) if usable else None
             if merged is not None:  # a row with NaN or infinity has no top label to count
                 merged = merged[np.isfinite(merged).all(axis=1)]
             if merged is None or not len(merged):
                 continue
-            scores = merged if pending.probabilities else softmax(merged)
+            scores = scores_from_outputs(merged, pending.probabilities)
             counts.add_scores(scores, pending.labels)
             counted.append(((name, version, window), counts))
         for key, counts in counted:

@@ -105,12 +105,10 @@ class OnnxModel:
         chosen_out = output_name if output_name is not None and output_name in outputs else None
         self.output_name: str = chosen_out or self.graph.outputs[0].name
         self.input: GraphTensor = inputs[self.input_name]
-        self.input_type: str = self.input.onnx_type
         self.dynamic_batch: bool = self.input.shape[0] is None if self.input.shape else False
         self.fixed_batch: int | None = None if self.dynamic_batch else self.input.shape[0]
         # Per-sample dims; None where the graph leaves a dimension symbolic.
         self.sample_shape: tuple[int | None, ...] = self.input.shape[1:]
-        self.output_shape: list[int | None] = list(outputs[self.output_name].shape)
         # One input, one output: every request can take the micro-batched path.
         self.single: bool = len(self.graph.inputs) == 1 and len(self.graph.outputs) == 1
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -131,7 +132,8 @@ async def _read_request(
     headers = request.headers
     encoding = headers.get("content-encoding")
     if encoding is not None:
-        body = decode_content(body, encoding, limit)
+        # Inflating up to the body limit is CPU work: off the event loop.
+        body = await anyio.to_thread.run_sync(decode_content, body, encoding, limit)
     tail: memoryview | None = None
     declared = headers.get(HEADER_LENGTH)
     if declared is not None:
