@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from chimp.stack.ports import port_is_free
-from tests.fixtures.ports import free_port
+from tests.fixtures.ports import free_ports
 from tests.fixtures.pretrained import seed_data_dir
 from tests.stack.procs import alive, descendants
 
@@ -35,17 +35,28 @@ START_TIMEOUT_S = 300.0
 
 @dataclass
 class Ports:
-    mlflow: int = field(default_factory=free_port)
-    redis: int = field(default_factory=free_port)
-    training: int = field(default_factory=free_port)
-    serving: int = field(default_factory=free_port)
-    frontend: int = field(default_factory=free_port)
+    mlflow: int = 0
+    redis: int = 0
+    training: int = 0
+    serving: int = 0
+    frontend: int = 0
+    # Where no Redis answers, so chimp up starts its own on ``redis``.
+    absent_redis: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        # Distinct ports, or one service finds another's port taken.
+        chosen = free_ports(6)
+        self.mlflow, self.redis, self.training, self.serving, self.frontend = chosen[:5]
+        self.absent_redis = chosen[5]
+
+    def _services(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if k != "absent_redis"}
 
     def flags(self) -> list[str]:
-        return [f"--{name}-port={port}" for name, port in vars(self).items()]
+        return [f"--{name}-port={port}" for name, port in self._services().items()]
 
     def all(self) -> list[int]:
-        return list(vars(self).values())
+        return list(self._services().values())
 
 
 class Up:
@@ -55,7 +66,7 @@ class Up:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHIMP_")}
         # Nothing answers here, so chimp up starts (and must stop) a redis-server of its own,
         # and its worker never touches the Redis other tests share.
-        env["CHIMP_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+        env["CHIMP_REDIS_URL"] = f"redis://127.0.0.1:{ports.absent_redis}/0"
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [CHIMP, "up", "--data-dir", str(data_dir), *ports.flags(), *extra],
